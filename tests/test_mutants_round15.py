@@ -21,6 +21,7 @@ from typing import Any, Literal, cast
 from eth_abi import decode as abi_decode
 
 from keyscope.bundler_refusals import describe_call, session_refusal, target_refusal
+from keyscope.chain import Chain
 from keyscope.clock import LAST_READABLE_TIME, utc_moment
 from keyscope.consent.describe import Facts, GrantDescription, describe_session
 from keyscope.endpoints import Endpoints
@@ -40,13 +41,15 @@ from keyscope.gas import required_prefund
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak, to_address
 from keyscope.known_functions import UNLIMITED
+from keyscope.limits import Counter, usage_of
 from keyscope.operations import prefund_refusal
 from keyscope.passing_for import shares_worth, token_id_danger
 from keyscope.policy import Policy, parse_signature
 from keyscope.report import _shares_worth, _token_id_danger
 from keyscope.session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session
+from keyscope.signing_words import co_signer_line, held_co_signer_line, signing_lines
 from keyscope.standing_approvals import StandingApproval, StandingApprovals
-from keyscope.token_facts import ContractFacts, TokenFacts
+from keyscope.token_facts import ContractFacts, TokenFacts, contract_facts, scale_limit, uncounted_assets
 from keyscope.userop import UserOperation
 
 ACCOUNT = to_address("0x" + "ac" * 20)
@@ -496,3 +499,148 @@ def test_a_hybrid_token_s_danger_is_on_its_approve_and_transfer_from_only() -> N
     assert token_id_danger(approve, hybrid) is not None
     transfer = Permission(target=TOKEN, selector=TRANSFER, function="transfer(address,uint256)")
     assert token_id_danger(transfer, hybrid) is None
+
+
+# -- a grant's signing side in words --------------------------------------------------------------------------------
+
+ORDER_TYPES = {"Order": [{"name": "buyer", "type": "address"}, {"name": "minPrice", "type": "uint64"}]}
+ORDERS = to_address("0x" + "0b" * 20)
+
+
+def test_a_grant_s_first_rule_reading_its_field_as_another_type_is_said_as_the_module_reads_it() -> None:
+    """A hand-made grant whose rule 0 reads ``minPrice`` (uint64) as a whole word: the line says the word and the
+    type the module judges it as, whatever the rule's index."""
+    wide = Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=32, arg_type=ArgType.WORD, values=(100,))
+    built = Policy.typed_data({"name": "Orders", "verifyingContract": ORDERS}, ORDER_TYPES, "Order")
+    session = Session.model_construct(
+        session_key=KEY, valid_after=0, valid_until=0, max_gas_cost=0, paymasters=(), salt=0, permissions=(),
+        limits=(), co_signer=None, typed_data_permissions=(built.model_copy(update={"rules": (wide,)}),), sign_in=(),
+    )  # fmt: skip
+    (line,) = signing_lines(session, lambda rule, kind: f"must be at least {rule.values[0]} as {kind}")
+    assert (
+        "the word at offset 32, read as uint256 (the field minPrice is uint64) must be at least 100 as uint256"
+        in line
+    ), line
+
+
+def test_a_co_signer_the_module_has_no_record_of_is_shown_as_granted_not_as_removed() -> None:
+    """``coSignerOf`` answers (false, zero) for a session it holds no record of (not enabled yet): the co-signer is
+    the one granted, not one the owner removed; a record of zero is a removal."""
+    granted = to_address("0x" + "c0" * 20)
+    session = _session(co_signer=granted)
+    zero = "0x" + "00" * 20
+    assert held_co_signer_line(session, (False, zero)) == co_signer_line(session)
+    removed = held_co_signer_line(session, (True, zero))
+    assert removed == f"none: the owner removed the co-signer {granted}, so the session key signs alone", (
+        removed
+    )
+
+
+# -- token amounts at their decimals ---------------------------------------------------------------------------------
+
+
+class _Token:
+    """A node holding one contract with code, which answers the selectors in ``answers`` and reverts the rest."""
+
+    def __init__(self, answers: dict[bytes, bytes]) -> None:
+        self.answers = answers
+
+    def get_code(self, address: str) -> bytes:
+        return b"\x60\x00"
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:
+        for selector, answer in self.answers.items():
+            if data[:4] == selector:
+                return answer
+        raise CallRevertedError("eth_call", to, b"", "execution reverted")
+
+
+def _facts(**answers: bytes) -> ContractFacts:
+    by_selector = {keccak(f"{name}()".encode())[:4]: answer for name, answer in answers.items()}
+    return contract_facts(cast(Chain, _Token(by_selector)), TOKEN)
+
+
+def _word_of(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def test_a_token_s_decimals_are_one_word_of_at_most_77() -> None:
+    """77 decimals is the most a uint256 amount can be shown at (10**77 < 2**256 < 10**78); an answer that is not one
+    word is no number of decimals (the amounts stay in base units)."""
+    token = _facts(decimals=_word_of(77)).token
+    assert token is not None and token.decimals == 77, token
+    assert _facts(decimals=_word_of(78), symbol=_word_of(0)).token is None
+    token = _facts(decimals=bytes(32) + _word_of(6), symbol=b"USDC".ljust(32, b"\x00")).token
+    assert token is not None and (token.symbol, token.decimals) == ("USDC", None), token
+
+
+def test_a_token_is_said_to_answer_get_approved_only_for_a_word() -> None:
+    """A token whose ``getApproved(uint256)`` answers a word is a possible hybrid (attack 378); an answer of another
+    length (a fallback echoing its input) is not a collection's answer."""
+    approved = keccak(b"getApproved(uint256)")[:4]
+    answers = {keccak(b"decimals()")[:4]: _word_of(18), approved: _word_of(0)}
+    assert contract_facts(cast(Chain, _Token(answers)), TOKEN).token_ids
+    answers[approved] = bytes(36)
+    assert not contract_facts(cast(Chain, _Token(answers)), TOKEN).token_ids
+
+
+def test_a_limit_is_scaled_at_decimals_only_when_it_counts_a_token_amount_of_a_token_not_a_collection() -> (
+    None
+):
+    """The report's scaled use (``scale_limit``): a limit on ``transfer``'s amount at the token's decimals; one on its
+    recipient's word (no amount) not at all; a collection's token ids never, whatever decimals it reports (attack
+    371)."""
+
+    def limited(offset: int, target: str = TOKEN) -> Session:
+        meter = Meter(permission=0, offset=offset)
+        transfer = Permission(target=target, selector=TRANSFER, function="transfer(address,uint256)")
+        return _session(
+            permissions=(transfer,), limits=(Limit(kind=LimitKind.AMOUNT, amount=5 * 10**6, meters=(meter,)),)
+        )
+
+    def usdc(address: str) -> ContractFacts:
+        return ContractFacts(address, True, TokenFacts("USDC", "USD Coin", 6))
+
+    (amount,) = usage_of(limited(32), (Counter(left=4 * 10**6),), START + 1)
+    scaled = scale_limit(amount, limited(32), usdc)
+    assert scaled is not None and (scaled.amount, scaled.used, scaled.left) == ("5", "1", "4"), scaled
+    (recipient,) = usage_of(limited(0), (Counter(left=4 * 10**6),), START + 1)
+    assert scale_limit(recipient, limited(0), usdc) is None
+
+    def collection(address: str) -> ContractFacts:
+        return ContractFacts(address, True, TokenFacts("NFT", "Demo NFT", 18), erc721=True)
+
+    ids = scale_limit(amount, limited(32), collection)
+    assert (
+        ids is not None and ids.decimals is None and "is an ERC-721 collection: base units only" in ids.text
+    ), ids
+
+
+def test_a_plain_transfer_to_a_token_is_not_said_to_move_the_token_past_its_allowance() -> None:
+    """A permission of no selector calls no token function: it moves no token past the allowance (attack 336 is a
+    function the allowance does not count), while a function the allowance does not count does."""
+    burn = parse_signature("burn(uint256)").selector
+    session = _session(
+        permissions=(
+            Permission(target=TOKEN, selector=TRANSFER, function="transfer(address,uint256)"),
+            Permission(target=TOKEN, selector=bytes(4)),
+            Permission(target=TOKEN, selector=burn, function="burn(uint256)"),
+        ),
+        limits=(Limit(kind=LimitKind.AMOUNT, amount=10, meters=(Meter(permission=0, offset=32),)),),
+    )
+    assert [(found.permission, found.asset) for found in uncounted_assets(session)] == [(2, "token")]
+
+
+def test_a_bundler_saying_not_yet_valid_is_refusing_a_session_not_started_not_one_expiring() -> None:
+    """Row 429: a -32503 that says "not yet valid" (the words of ERC-7769's time range, in the other order than
+    Alto's "not valid yet") is about the session's start: wait, not ask the owner for a new session."""
+    grant = _grant(_session())
+    for message in (
+        f"UserOperation is not yet valid: validAfter={START}, now={START - 10}",
+        "operation not yet valid",
+    ):
+        said = session_refusal(grant, _refusal(message))
+        assert isinstance(said, SessionNotYetValidError), (message, said)
+        assert "wait until then and send again" in str(said)
+    said = session_refusal(grant, _refusal("not yet valid", code=-32500))
+    assert isinstance(said, SessionNotYetValidError), said

@@ -37,7 +37,9 @@ _EXPIRES_SHORTLY = -32503
 _EXECUTION_REVERTED = -32521
 """ERC-7769's code for an operation whose execution (not its validation) reverted in simulation."""
 _EXPIRES = re.compile(r"expires? too soon", re.I)
-_NOT_YET_VALID = re.compile(r"not (yet )?valid yet|not valid until", re.I)
+_NOT_YET_VALID = re.compile(r"not (yet )?valid yet|not yet valid|not valid until", re.I)
+"""A refusal about the window's start, in any bundler's order of the words (Alto's "not valid yet", "not yet valid"):
+read as an expiry, a session not started yet was said to need a new grant."""
 
 
 def _described(data: object) -> str:
