@@ -9,7 +9,16 @@ Pinned here, without a chain (a stub node stands for the account and the EntryPo
   names no moment, the second before a session starts, the next period's start, a target's revert of four bytes and
   the call named by its own data;
 * the AA21 refusal (``keyscope.operations.prefund_refusal``, ``keyscope.gas.required_prefund``): only AA21, a
-  sponsored operation's prefund not the account's;
+  sponsored operation's prefund not the account's, the shortfall counting the deposit;
+* the consent page's warnings (``keyscope.consent.describe``): the year 10000, a canonical EntryPoint, a plain
+  transfer to a fallback handler, the account's domain of its verifying contract alone, a standing approval's
+  permission, a total of a signed argument, a token moved past its allowance;
+* the report's reads on chain (``keyscope.passing_for``, ``keyscope.report``): what a bound in shares costs, an
+  answer that is no word, a vault that reverts, a token that cannot be read, a hybrid's ``transfer``;
+* the signing side (``keyscope.signing_words``): a first rule misread, a co-signer the module has no record of;
+* token amounts (``keyscope.token_facts``): decimals of one word up to 77, ``getApproved`` answered by a word, a
+  limit scaled only for a token amount of a token, a plain transfer to a token;
+* row 429: a bundler's "not yet valid" is a session not started.
 """
 
 from __future__ import annotations
