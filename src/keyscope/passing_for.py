@@ -18,7 +18,7 @@ from .arg_types import ArgType
 from .artifacts import ENTRY_POINT_V06, ENTRY_POINT_V07, ENTRY_POINT_V08
 from .errors import InvalidAbiError
 from .hexutil import ZERO_ADDRESS, keccak, to_address
-from .known_functions import ERC721_FUNCTIONS, UNLIMITED, bound_of, known_function
+from .known_functions import ERC721_FUNCTIONS, UNLIMITED, bound_of, known_function, runs_calls
 from .policy import AbiFunction, AbiType, parse_signature
 from .session import Permission, Rule
 from .standing_approvals import PERMIT2
@@ -36,6 +36,7 @@ __all__ = [
     "rule_is_address",
     "shares_worth",
     "token_id_danger",
+    "unheld_calls",
 ]
 
 LOOKALIKE_DIGITS = 4
@@ -117,6 +118,18 @@ def carried_calls(permission: Permission, function: AbiFunction | None, erc721: 
         f"takes bytes no rule reads, in {held}; if {permission.target} runs them as calls (a batch, a multicall or a "
         "forwarder under its own name), no rule of this session holds those calls"
     )
+
+
+def unheld_calls(permission: Permission, function: AbiFunction | None, erc721: bool = False) -> list[str]:
+    """The words for the calls ``permission``'s function may run that no rule of the session holds, each a line: a
+    dispatch known by selector (:func:`~keyscope.known_functions.runs_calls`) and a function known by no table whose
+    arguments carry bytes (:func:`carried_calls`); empty when neither. ``owner.grant`` warns of each, and the session
+    report lists each under its dangers (attack 420)."""
+    return [
+        text
+        for text in (runs_calls(permission), carried_calls(permission, function, erc721))
+        if text is not None
+    ]
 
 
 def rule_is_address(rule: Rule, function: AbiFunction | None) -> bool:

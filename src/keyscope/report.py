@@ -19,16 +19,16 @@ from .endpoints import Endpoints
 from .errors import KeyscopeError
 from .grant import SessionGrant
 from .hexutil import to_address
-from .known_functions import ERC721_FUNCTIONS, runs_calls
+from .known_functions import ERC721_FUNCTIONS
 from .limits import LimitUsage, limit_fields, period_note
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
 from .passing_for import (
-    carried_calls,
     declared_function,
     lookalike_addresses,
     overlong_name,
     shares_worth,
     token_id_danger,
+    unheld_calls,
 )
 from .policy import AbiFunction, AbiType
 from .session import Permission, Rule
@@ -293,12 +293,7 @@ class SessionReport:
             where = (
                 f"{function.name if function else '0x' + permission.selector.hex()} on {permission.target}"
             )
-            dispatch = runs_calls(permission)
-            if dispatch is not None:
-                found.append(f"{where}: {dispatch}")
-            carried = carried_calls(permission, function, erc721)
-            if carried is not None:
-                found.append(f"{where}: {carried}")
+            found += [f"{where}: {text}" for text in unheld_calls(permission, function, erc721)]
             found += [
                 f"{where}: {text}"
                 for text in lookalike_addresses(permission, function, self.account, self.session_key, targets)

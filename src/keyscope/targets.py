@@ -17,8 +17,8 @@ from .artifacts import KNOWN_ENTRY_POINTS, contract_artifact
 from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
-from .known_functions import ERC721_FUNCTIONS, runs_calls
-from .passing_for import carried_calls, declared_function, lookalike_addresses, shares_worth, token_id_danger
+from .known_functions import ERC721_FUNCTIONS
+from .passing_for import declared_function, lookalike_addresses, shares_worth, token_id_danger, unheld_calls
 from .session import Permission, Session
 from .standing_approvals import approval_risk, standing_approvals
 from .token_facts import (
@@ -351,12 +351,10 @@ def passing_for_problems(
                     "approve or transferFrom on it"
                 )
         function = declared_function(permission, erc721)
-        dispatch = runs_calls(permission)
-        if dispatch is not None:
-            problems.append(f"{permission.label}: {dispatch}; {_INSTEAD_OF_CALLS}")
-        carried = carried_calls(permission, function, erc721)
-        if carried is not None:
-            problems.append(f"{permission.label}: {carried}; {_INSTEAD_OF_CALLS}")
+        problems += [
+            f"{permission.label}: {text}; {_INSTEAD_OF_CALLS}"
+            for text in unheld_calls(permission, function, erc721)
+        ]
         problems += [
             f"{permission.label}: {text}; list only addresses you have checked in full"
             for text in lookalike_addresses(
