@@ -743,7 +743,8 @@ def test_a_session_riding_in_the_bundle_of_a_reset_cannot_call_a_module_installe
     )
     eoa = new_eoa(stack)
     key = SessionKey.generate()
-    grant = net.eoa(eoa).upgrade(key, [Policy.call(validator, "onInstall(bytes data)")], valid_for=3600)
+    with pytest.warns(TargetWarning, match="takes bytes no rule reads"):
+        grant = net.eoa(eoa).upgrade(key, [Policy.call(validator, "onInstall(bytes data)")], valid_for=3600)
     attacker = LocalSigner.generate().address
     riding = net.session(grant, key).build(
         function_call(validator, "onInstall(bytes)", bytes.fromhex(attacker[2:])), check=False

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from keyscope import BundlerRejectedError, Network, Policy, SessionKey, arg, connect
 from keyscope.eip7702 import delegation_code
-from keyscope.errors import KeyscopeError
+from keyscope.errors import KeyscopeError, TargetWarning
 from keyscope.execution import EXECUTE_SELECTOR, Call, ExecuteDecodeError, decode_execute
 from keyscope.hexutil import keccak, to_address, to_bytes
 from keyscope.local import LocalStack
@@ -168,7 +168,11 @@ def subjects(stack: LocalStack, contracts: AccountContracts, targets: Targets) -
             stack.fund(eoa.account, ETHER)
             key = SessionKey.generate()
             # the EOA's own type-4 transaction delegates it, installs the module and enables the session
-            session = net.session(eoa.upgrade(key, grant_policies(targets), transaction=True), key)
+            with pytest.warns(
+                TargetWarning, match="takes bytes no rule reads"
+            ):  # the layouts' bytes argument
+                upgraded = eoa.upgrade(key, grant_policies(targets), transaction=True)
+            session = net.session(upgraded, key)
             assert net.entry_point == stack.entry_point_v08 and eoa.account == signer.address
             delegated = stack.node.request("eth_getCode", [eoa.account, "latest"])
             assert to_bytes(delegated) == delegation_code(stack.delegate), delegated
@@ -182,7 +186,9 @@ def subjects(stack: LocalStack, contracts: AccountContracts, targets: Targets) -
             stack.fund(owner.account, ETHER)
             owner.execute(Call.of(targets.granted, 0, b"")).wait()  # creates the account
         key = SessionKey.generate()
-        session = net.session(owner.grant(key, grant_policies(targets), onchain=True), key)
+        with pytest.warns(TargetWarning, match="takes bytes no rule reads"):  # the layouts' bytes argument
+            granted = owner.grant(key, grant_policies(targets), onchain=True)
+        session = net.session(granted, key)
         template = session.build(Call.of(targets.granted, 1, OTHER + words(1)))
         made[kind] = Subject(kind, net, owner.account, key, template, stack.entry_point)
     return made
