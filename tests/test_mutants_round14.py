@@ -70,6 +70,7 @@ from keyscope.session import ArgType, Condition, Limit, LimitKind, Meter, Permis
 from keyscope.token_facts import ContractFacts, TokenFacts
 from keyscope.typed_data import TypedData, is_struct
 from support.permit_types import PERMIT_SINGLE_TYPES
+from support.session_fixtures import stored_grant
 
 # -- revert data ---------------------------------------------------------------------------------------------------
 
@@ -168,17 +169,7 @@ def _rule(
 
 
 def _grant(session: Session, how: Literal["onchain", "offchain"] = "offchain") -> SessionGrant:
-    return SessionGrant(
-        session=session,
-        account=ACCOUNT,
-        module="0x" + "11" * 20,
-        chain_id=31337,
-        entry_point="0x0000000071727De22E5E9d8BAf0edAc6f37da032",
-        epoch=3,
-        session_id=session.session_id(ACCOUNT, 3),
-        how=how,
-        owner_signature=b"\x01" * 65 if how == "offchain" else None,
-    )
+    return stored_grant(session, ACCOUNT, how=how)
 
 
 def _session(**fields: Any) -> Session:

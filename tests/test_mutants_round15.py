@@ -60,6 +60,7 @@ from keyscope.signing_words import co_signer_line, held_co_signer_line, signing_
 from keyscope.standing_approvals import StandingApproval, StandingApprovals
 from keyscope.token_facts import ContractFacts, TokenFacts, contract_facts, scale_limit, uncounted_assets
 from keyscope.userop import UserOperation
+from support.session_fixtures import stored_grant
 
 ACCOUNT = to_address("0x" + "ac" * 20)
 KEY = to_address("0x" + "5e" * 20)
@@ -71,17 +72,7 @@ APPROVE = parse_signature("approve(address,uint256)").selector
 
 
 def _grant(session: Session, how: Literal["onchain", "offchain"] = "offchain") -> SessionGrant:
-    return SessionGrant(
-        session=session,
-        account=ACCOUNT,
-        module="0x" + "11" * 20,
-        chain_id=31337,
-        entry_point="0x0000000071727De22E5E9d8BAf0edAc6f37da032",
-        epoch=3,
-        session_id=session.session_id(ACCOUNT, 3),
-        how=how,
-        owner_signature=b"\x01" * 65 if how == "offchain" else None,
-    )
+    return stored_grant(session, ACCOUNT, how=how)
 
 
 def _session(**fields: Any) -> Session:

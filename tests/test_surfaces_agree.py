@@ -34,6 +34,7 @@ from keyscope.report import SessionReport, StoreMarks, report_from_store
 from keyscope.session import Limit, LimitKind, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
+from support.session_fixtures import stored_grant
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,17 +57,7 @@ bytes (a caution on the page)."""
 
 def _grant(session: Session) -> SessionGrant:
     """``session`` as a stored off-chain grant of :data:`ACCOUNT`'s (read by the report without a chain)."""
-    return SessionGrant(
-        session=session,
-        account=ACCOUNT,
-        module="0x" + "11" * 20,
-        chain_id=31337,
-        entry_point="0x0000000071727De22E5E9d8BAf0edAc6f37da032",
-        epoch=0,
-        session_id=session.session_id(ACCOUNT, 0),
-        how="offchain",
-        owner_signature=b"\x01" * 65,
-    )
+    return stored_grant(session, ACCOUNT, epoch=0)
 
 
 def test_owner_grant_warns_of_calls_no_rule_holds_in_the_page_s_words(

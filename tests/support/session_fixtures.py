@@ -59,3 +59,20 @@ def sdk_grant(
         how=how,
         owner_signature=owner_signature,
     )
+
+
+def stored_grant(session: Session, account: str, *, how: str = "offchain", epoch: int = 3) -> SessionGrant:
+    """A record the SDK keeps of ``session`` on ``account``, for the tests that read one without a chain (the
+    report, the page's words): a made-up module at ``0x1111…``, the canonical EntryPoint v0.7, chain 31337, granted
+    ``how`` at ``epoch``, an off-chain grant with a placeholder owner signature."""
+    return SessionGrant(
+        session=session,
+        account=account,
+        module="0x" + "11" * 20,
+        chain_id=31337,
+        entry_point="0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+        epoch=epoch,
+        session_id=session.session_id(account, epoch),
+        how=how,
+        owner_signature=b"\x01" * 65 if how == "offchain" else None,
+    )
