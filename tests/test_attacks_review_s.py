@@ -44,8 +44,9 @@ import pytest
 from keyscope import Policy, SessionKey, TargetWarning, arg
 from keyscope.consent import GrantDescription
 from keyscope.execution import Call
+from keyscope.policy import AbiFunction, AbiType, parse_signature
 from keyscope.report import StoreMarks, describe_permission, report_from_store
-from keyscope.session import Permission, Session
+from keyscope.session import Condition, Permission, Rule, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
 from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
@@ -261,3 +262,29 @@ def test_a_component_s_rule_is_never_named_by_another_component(
     reported = describe_permission(permission)
     assert "pay((address to,address) legs,uint256 amount)" in reported, reported
     assert "where legs.1 must be " in reported, reported
+
+
+def test_a_label_declaring_millions_of_words_is_named_without_listing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Attack 413's check that a rule's name is not another word's path listed every static word of the label's
+    function: the dapp's label ``f(uint256[100000000] a,address to)`` with a rule named ``a[1]`` held the owner's
+    session report for good. The path is now followed, the words never listed: the report asks the function about
+    the rule's own word only."""
+    asked: list[int] = []
+    word_at = AbiFunction.word_at
+
+    def counted(self: AbiFunction, offset: int) -> tuple[str, AbiType] | None:
+        asked.append(offset)
+        return word_at(self, offset)
+
+    monkeypatch.setattr(AbiFunction, "word_at", counted)
+    label = "f(uint256[10000] a,address to)"  # ten thousand words: listing them fails here in a moment
+    permission = Permission(
+        target=ROUTER,
+        selector=parse_signature(label).selector,
+        function=label,
+        rules=(Rule(condition=Condition.EQUAL, offset=32, arg_type=0, values=(1,), name="a[1]"),),
+    )
+    assert "where a[1] must be 1" in describe_permission(permission)
+    assert asked and set(asked) == {32}  # only the rule's own word, never the others

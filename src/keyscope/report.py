@@ -154,18 +154,50 @@ def _named(rule: Rule, function: AbiFunction | None, rules: Sequence[Rule]) -> R
         and overlong_name(name) is None
         and _fits(name, label, function)
         and not any(other.name == name and other.offset != rule.offset for other in rules)
-        and name not in _word_labels(function) - {label}
+        and (name == label or _offset_of_label(function, name) is None)
     ):
         label = name
     return rule.model_copy(update={"name": label})
 
 
-def _word_labels(function: AbiFunction) -> set[str]:
-    """The path of every static word of ``function``'s arguments (``legs.to``, ``legs.1``): a rule's name that is
-    another word's path would name that word, not its own (a struct's component named in the label beside an unnamed
-    one, attack 413)."""
-    size = sum(param.type.head_size for param in function.inputs)
-    return {found[0] for offset in range(0, size, 32) if (found := function.word_at(offset)) is not None}
+def _offset_of_label(function: AbiFunction, name: str) -> int | None:
+    """The offset of the first static word of ``function``'s arguments whose path (:meth:`AbiFunction.word_at`'s
+    label: ``legs.to``, ``legs.1``, ``amounts[2]``) is ``name``; None when no word's is. A rule's name that is another
+    word's path would name that word, not its own (a struct's component named in the label beside an unnamed one,
+    attack 413). Found by following ``name``'s steps, never by listing the words: a label's static array may declare
+    millions of them."""
+    position = 0
+    for index, param in enumerate(function.inputs):
+        found = _offset_in(param.type, param.name or f"arg{index}", name)
+        if found is not None:
+            return position + found
+        position += param.type.head_size
+    return None
+
+
+def _offset_in(kind: AbiType, label: str, name: str) -> int | None:
+    """The offset within a value of type ``kind`` at path ``label`` of the word whose path is ``name``, if any."""
+    if not name.startswith(label) or kind.dynamic:
+        return None
+    rest = name[len(label) :]
+    if kind.kind == "elementary":
+        return 0 if not rest else None
+    if kind.kind == "tuple":
+        position = 0
+        for member, component in enumerate(kind.components):
+            if rest.startswith(f".{component.name or member}"):
+                found = _offset_in(component.type, f"{label}.{component.name or member}", name)
+                if found is not None:
+                    return position + found
+            position += component.type.head_size
+        return None
+    assert kind.element is not None and kind.length is not None  # a static array (a dynamic one has no words)
+    step = re.match(r"\[([0-9]+)\]", rest)
+    if step is None or int(step.group(1)) >= kind.length:
+        return None
+    item = int(step.group(1))
+    found = _offset_in(kind.element, f"{label}[{item}]", name)
+    return None if found is None else item * kind.element.head_size + found
 
 
 def _is_address(located: tuple[str, AbiType] | None) -> bool:
