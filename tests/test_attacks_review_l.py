@@ -46,11 +46,12 @@ def test_the_session_report_reads_an_approval_on_a_collection_as_one_of_a_token_
     nft = project.DemoNFT.deploy(sender=deployer)
     escrow = "0x" + "e5" * 20
     owner = net.owner(LocalSigner.generate())
-    grant = owner.grant(
-        SessionKey.generate(),
-        list(_nft_approval_and_transfer(nft.address, escrow)),
-        valid_for=3600,
-    )
+    with pytest.warns(TargetWarning):  # a token id and a recipient no rule holds: said too (attack 431)
+        grant = owner.grant(
+            SessionKey.generate(),
+            list(_nft_approval_and_transfer(nft.address, escrow)),
+            valid_for=3600,
+        )
     approve, transfer = report_from_chain(net, grant).permissions
     assert "approve(address to,uint256 tokenId)" in approve, approve
     assert "transferFrom(address from,address to,uint256 tokenId)" in transfer, transfer
@@ -332,13 +333,13 @@ def test_a_report_from_the_store_alone_does_not_read_an_approval_as_a_sure_allow
     nft = project.DemoNFT.deploy(sender=deployer)
     owner = net.owner(LocalSigner.generate())
     # the NFT has no transfer or increaseAllowance of its own: the grant says so, and is made all the same
-    with pytest.warns(TargetWarning, match="has no function") as said:
+    with pytest.warns(TargetWarning) as said:
         grant = owner.grant(
             SessionKey.generate(),
             [*Policy.erc20_allowance(nft.address, 100)],
             valid_for=3600,
         )
-    assert {str(w.message).split(" on ")[0] for w in said} == {
+    assert {str(w.message).split(" on ")[0] for w in said if "has no function" in str(w.message)} == {
         "granting transfer(address,uint256)",
         "granting increaseAllowance(address,uint256)",
     }, [str(w.message) for w in said]

@@ -114,7 +114,11 @@ def test_a_plain_grant_raises_neither_danger(net: Any, project: Any, deployer: A
     token = project.TestToken.deploy(sender=deployer)
     grant = [
         _hybrid_approval(token.address, "0x" + "da" * 20),
-        Policy.call(token.address, "transfer(address to,uint256 amount)", rules=[arg("to") == owner.account]),
+        Policy.call(
+            token.address,
+            "transfer(address to,uint256 amount)",
+            rules=[arg("to") == owner.account, arg("amount") <= 10**18],
+        ),
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("error", TargetWarning)

@@ -14,6 +14,7 @@ import pytest
 from keyscope.clock import utc_text
 from keyscope.consent import ConsentServer
 from keyscope.consent.describe import Facts, describe_session
+from keyscope.errors import TargetWarning
 from keyscope.hexutil import to_address
 from keyscope.owner import DEFAULT_MAX_GAS_COST
 from keyscope.policy import parse_signature
@@ -189,11 +190,16 @@ def test_a_grant_request_for_another_chain_is_refused_rather_than_described_with
 
     token = project.NamedToken.deploy("Eighteen", "E18", 18, sender=deployer)
     owner = net.owner(WalletAddress(LocalSigner.generate().address))
-    request = owner.prepare_grant(
-        SessionKey.generate(),
-        [Policy.call(token, "transfer(address to, uint256 amount)", rules=[arg("amount") <= 100 * 10**18])],
-        valid_for=600,
-    )
+    with pytest.warns(TargetWarning):  # no rule on the recipient: said (attack 431)
+        request = owner.prepare_grant(
+            SessionKey.generate(),
+            [
+                Policy.call(
+                    token, "transfer(address to, uint256 amount)", rules=[arg("amount") <= 100 * 10**18]
+                )
+            ],
+            valid_for=600,
+        )
     elsewhere = [
         request.model_copy(update={"chain_id": net.chain_id + 1}),
         request.model_copy(update={"module": "0x" + "3c" * 20}),
@@ -524,11 +530,12 @@ def test_the_dashboard_shows_a_limit_as_enforced_not_in_the_dapp_s_unit(net, pro
     usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
     owner = net.owner(LocalSigner.generate())
     enforced = 5_000_000 * 10**6
-    grant = owner.grant(
-        SessionKey.generate(),
-        [Policy.erc20_allowance(usdc.address, enforced, "day", symbol="USDC", decimals=12)],
-        valid_for=3600,
-    )
+    with pytest.warns(TargetWarning):  # an allowance pays ANY address, by design: said (attack 431)
+        grant = owner.grant(
+            SessionKey.generate(),
+            [Policy.erc20_allowance(usdc.address, enforced, "day", symbol="USDC", decimals=12)],
+            valid_for=3600,
+        )
     with open_store("memory://") as store:
         store.put_grant(grant)
         with ConsentServer(net, store=store) as server:
@@ -553,11 +560,12 @@ def test_the_session_report_shows_a_limit_as_enforced_not_in_the_dapp_s_unit(net
 
     usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
     owner = net.owner(LocalSigner.generate())
-    grant = owner.grant(
-        SessionKey.generate(),
-        [Policy.erc20_allowance(usdc.address, 5 * 10**12, "day", symbol="USDC", decimals=12)],
-        valid_for=3600,
-    )
+    with pytest.warns(TargetWarning):  # an allowance pays ANY address, by design: said (attack 431)
+        grant = owner.grant(
+            SessionKey.generate(),
+            [Policy.erc20_allowance(usdc.address, 5 * 10**12, "day", symbol="USDC", decimals=12)],
+            valid_for=3600,
+        )
     label = "limit 0 ('USDC allowance', the dapp's unsigned label)"
     offline = report_from_store(grant, StoreMarks(revoked=False, enabled=False), now=grant.valid_after)
     periods = (
@@ -591,11 +599,12 @@ def test_the_session_report_also_gives_a_token_limit_at_the_decimals_the_chain_g
     harness.fund(owner.account)
     usdc.mint(owner.account, 10 * 10**6, sender=deployer)
     key = SessionKey.generate()
-    grant = owner.grant(
-        key,
-        [Policy.erc20_allowance(usdc.address, 5 * 10**12, "day", symbol="USDC", decimals=12)],
-        valid_for=3600,
-    )
+    with pytest.warns(TargetWarning):  # an allowance pays ANY address, by design: said (attack 431)
+        grant = owner.grant(
+            key,
+            [Policy.erc20_allowance(usdc.address, 5 * 10**12, "day", symbol="USDC", decimals=12)],
+            valid_for=3600,
+        )
     session = net.session(grant, key, clock=lambda: chain.pending_timestamp)
     session.execute(usdc.address, "transfer(address,uint256)", KEY, 4_200_000).wait()
     enforced = (
@@ -642,11 +651,12 @@ def test_a_token_limit_whose_token_gives_no_decimals_stays_in_base_units_with_a_
     else:
         contract = project.NamedToken.deploy("Many Decimals", "NOD", 255, sender=deployer)
     owner = net.owner(LocalSigner.generate())
-    grant = owner.grant(
-        SessionKey.generate(),
-        [Policy.erc20_allowance(contract.address, 5 * 10**12, decimals=12)],
-        valid_for=3600,
-    )
+    with pytest.warns(TargetWarning):  # an allowance pays ANY address, by design: said (attack 431)
+        grant = owner.grant(
+            SessionKey.generate(),
+            [Policy.erc20_allowance(contract.address, 5 * 10**12, decimals=12)],
+            valid_for=3600,
+        )
     note = f"the token {contract.address} gives no usable decimals(): base units only"
     (report,) = owner.sessions()
     assert report.limits == [

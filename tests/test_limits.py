@@ -12,6 +12,7 @@ ape's clock, deploy modules or accounts of other kinds, or read ape's receipts, 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from keyscope.errors import (
     LimitError,
     LimitExceededError,
     LimitPeriodEndingError,
+    TargetWarning,
 )
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
@@ -1342,13 +1344,14 @@ def test_the_sdk_refuses_before_sending_and_reports_usage(net, harness, token, c
     token.mint(owner.account, 100 * 10**6, sender=harness.funder)
     key = SessionKey.generate()
     now = chain.pending_timestamp
-    grant = owner.grant(
-        key,
-        [Policy.erc20_allowance(token.address, 5 * 10**6, "day", symbol="USDC", decimals=6)],
-        limits=[Limits.operations(10, per="hour")],
-        valid_after=now - 1800,  # days (and hours) start half an hour ago
-        valid_until=now + 10 * DAY,
-    )
+    with pytest.warns(TargetWarning):  # an allowance pays ANY address, by design: said (attack 431)
+        grant = owner.grant(
+            key,
+            [Policy.erc20_allowance(token.address, 5 * 10**6, "day", symbol="USDC", decimals=6)],
+            limits=[Limits.operations(10, per="hour")],
+            valid_after=now - 1800,  # days (and hours) start half an hour ago
+            valid_until=now + 10 * DAY,
+        )
     session = net.session(grant, key, clock=lambda: chain.pending_timestamp)
     shop = LocalSigner.generate().address
     session.execute(token.address, "transfer(address,uint256)", shop, 4_200_000).wait()
@@ -1444,7 +1447,9 @@ def test_limits_that_allow_nothing_are_refused_at_grant_time(net, harness, targe
             owner.session_for(key, permissions, valid_until=until, limits=limits)
         message = str(info.value)
         assert "is 0:" in message and "module would accept" in message and "positive amount" in message, name
-        with pytest.raises(BadInputError, match="is 0:"):  # a session built by hand is refused too
+        # an allowance holds no recipient or spender: said before the refusal, as for any grant of it
+        said = pytest.warns(TargetWarning) if name == "zero allowance" else nullcontext()
+        with said, pytest.raises(BadInputError, match="is 0:"):  # a session built by hand is refused too
             owner.request_for(Session(session_key=key, permissions=tuple(permissions), limits=tuple(limits)))
     # still granted: a zero native allowance (plain calls pass) and a zero gas budget with a listed paymaster
     # (the operations it pays are not counted)

@@ -23,6 +23,7 @@ __all__ = [
     "KnownFunction",
     "added_per_call",
     "bound_of",
+    "function_warnings",
     "known_function",
     "runs_calls",
 ]
@@ -456,6 +457,16 @@ an ERC-721 collection (attack 364: read as ERC-20's, a token id's bound was show
 def known_function(selector: bytes, erc721: bool = False) -> KnownFunction | None:
     """The function known by ``selector``: ERC-721's on a collection (``erc721``), else :data:`KNOWN_FUNCTIONS`'."""
     return (ERC721_FUNCTIONS.get(selector) if erc721 else None) or KNOWN_FUNCTIONS.get(selector)
+
+
+def function_warnings(permission: Permission, token: bool, erc721: bool = False) -> list[tuple[str, str]]:
+    """The warnings, each a ``(level, text)`` with level ``"danger"`` or ``"caution"``, of ``permission``'s function
+    when it is known by selector (:func:`known_function`; ERC-721's on a collection, ``erc721``): a spender, a
+    recipient or an operator no rule holds, an amount no rule caps (on a ``token``, one that answers
+    ``decimals()``, a transfer's too), a dispatch's calls no rule holds (:func:`runs_calls`). Empty for a function
+    known by no table. The consent page shows each, and ``owner.grant`` warns of each (attack 431)."""
+    known = known_function(permission.selector, erc721)
+    return [] if known is None else known.warn(permission, token)
 
 
 def runs_calls(permission: Permission) -> str | None:

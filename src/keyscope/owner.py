@@ -1202,7 +1202,9 @@ class Owner:
         """The grant's warnings (:class:`~keyscope.errors.TargetWarning`), as the consent page shows its dangers:
         its call targets, its paymasters, an asset an allowance does not count, approvals that add up, approvals
         the account already gave a target (attack 357), an address that passes for the account or the key (attack
-        379) and a hybrid token's token ids (attack 378); each points at the owner's code that asked for the grant."""
+        379), a hybrid token's token ids (attack 378), calls no rule holds (attack 420) and a known function's
+        spender, recipient or amount no rule holds (attack 431); each points at the owner's code that asked for the
+        grant."""
         warn_about_targets(permissions, codes, self.network.entry_point)
         warn_about_paymasters(self.network.chain, session)
         warn_about_uncounted_assets(session)

@@ -17,7 +17,7 @@ from .artifacts import KNOWN_ENTRY_POINTS, contract_artifact
 from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
-from .known_functions import ERC721_FUNCTIONS
+from .known_functions import ERC721_FUNCTIONS, function_warnings, known_function, runs_calls
 from .passing_for import declared_function, lookalike_addresses, shares_worth, token_id_danger, unheld_calls
 from .session import Permission, Session
 from .standing_approvals import approval_risk, standing_approvals
@@ -323,6 +323,12 @@ _INSTEAD_OF_CALLS = (
 )
 """What to do about a permission whose function runs calls no rule holds."""
 
+_HOLD_IT = (
+    "if that is not what you mean, hold it with a rule (arg(...) == a value you know, arg(...) <= a bound), "
+    "or leave this function out of the grant"
+)
+"""What to do about a function known by selector whose rules leave it a spender, a recipient or an amount."""
+
 
 def passing_for_problems(
     chain: Chain, account: str, session: Session, contracts: Callable[[str], ContractFacts] | None = None
@@ -334,7 +340,9 @@ def passing_for_problems(
     costs or returns now, asked of the vault (:func:`~keyscope.passing_for.shares_worth`, attack 386), since the
     dapp may move the rate, a function known to run calls the session picks
     (:func:`~keyscope.known_functions.runs_calls`) and one known by no table whose arguments carry bytes it may run
-    as calls (:func:`~keyscope.passing_for.carried_calls`), which no rule holds (attack 420). One line each, empty
+    as calls (:func:`~keyscope.passing_for.carried_calls`), which no rule holds (attack 420), and the page's dangers
+    and cautions of a function known by selector (:func:`~keyscope.known_functions.function_warnings`: a spender, a
+    recipient or an operator no rule holds, an amount no rule caps, attack 431). One line each, empty
     when nothing. A target's facts are read through ``contracts`` (as
     for :func:`standing_approval_problems`)."""
     contract = contracts if contracts is not None else cached_contract_facts(chain)
@@ -351,6 +359,14 @@ def passing_for_problems(
                     "approve or transferFrom on it"
                 )
         function = declared_function(permission, erc721)
+        if known_function(permission.selector, erc721) is not None and runs_calls(permission) is None:
+            # the page's warnings of a function known by selector (a dispatch's: among unheld_calls below)
+            facts = contract(permission.target)
+            token = facts.token is not None and facts.token.decimals is not None
+            problems += [
+                f"{permission.label}: {text}; {_HOLD_IT}"
+                for _, text in function_warnings(permission, token, erc721)
+            ]
         problems += [
             f"{permission.label}: {text}; {_INSTEAD_OF_CALLS}"
             for text in unheld_calls(permission, function, erc721)

@@ -32,7 +32,7 @@ from keyscope import Policy, SessionKey, arg, connect, function_call
 from keyscope.consent import ConsentDeclinedError, ConsentServer, WalletAddress
 from keyscope.consent.tokens import format_amount
 from keyscope.erc7715 import did_key_of, grant_from_response
-from keyscope.errors import BundlerRejectedError, SessionRevokedError
+from keyscope.errors import BundlerRejectedError, SessionRevokedError, TargetWarning
 from keyscope.hexutil import keccak, to_address
 from keyscope.local import LocalStack
 from keyscope.local.anvil import AnvilConfig, start_anvil
@@ -385,9 +385,10 @@ def test_a_malicious_symbol_or_label_cannot_inject_script(browser: Any, world: d
     )
     rule = permission.rules[0].model_copy(update={"name": EVIL})
     evil_permission = permission.model_copy(update={"rules": (rule,)})
-    consent = server.request_grant(
-        owner.prepare_grant(SessionKey.generate(), [evil_permission], valid_for=600)
-    )
+    with pytest.warns(TargetWarning):  # no rule on the recipient: said (attack 431)
+        consent = server.request_grant(
+            owner.prepare_grant(SessionKey.generate(), [evil_permission], valid_for=600)
+        )
     page = _page(browser, wallet)
     page.goto(consent.url)
     page.wait_for_selector("li.permission")
@@ -416,7 +417,10 @@ def test_a_token_s_reordering_characters_and_an_endless_window_read_as_what_they
     # most often); a grant request built elsewhere (another SDK, by hand) may still hold it, and the page must say
     # what it is
     endless = owner.session_for(SessionKey.generate(), [permission], never_expires=True)
-    consent = server.request_grant(owner.request_for(endless.model_copy(update={"valid_until": 2**48 - 1})))
+    with pytest.warns(TargetWarning):  # no rule on the recipient: said (attack 431)
+        consent = server.request_grant(
+            owner.request_for(endless.model_copy(update={"valid_until": 2**48 - 1}))
+        )
     page = _page(browser, wallet)
     page.goto(consent.url)
     page.wait_for_selector("li.permission")
@@ -451,17 +455,20 @@ def test_a_page_of_another_site_cannot_swap_the_consent_tab_it_opened_for_anothe
             valid_for=600,
         )
     )
-    drain = server.request_grant(
-        owner.prepare_grant(
-            SessionKey.generate(),
-            [
-                Policy.call(
-                    world["usdc"], "approve(address spender, uint256 amount)", rules=[arg("spender") == dapp]
-                )
-            ],
-            valid_for=600,
+    with pytest.warns(TargetWarning):  # no rule caps the amount: an UNLIMITED allowance, said (attack 431)
+        drain = server.request_grant(
+            owner.prepare_grant(
+                SessionKey.generate(),
+                [
+                    Policy.call(
+                        world["usdc"],
+                        "approve(address spender, uint256 amount)",
+                        rules=[arg("spender") == dapp],
+                    )
+                ],
+                valid_for=600,
+            )
         )
-    )
     context = browser.new_context()
     try:
         context.route(

@@ -21,6 +21,7 @@ from keyscope import (
     Limits,
     Policy,
     SessionKey,
+    TargetWarning,
     arg,
     connect,
     function_call,
@@ -55,17 +56,20 @@ def test_daily_allowance_call_count_and_native_value(stack: LocalStack) -> None:
     friend = LocalSigner.generate().address
     boundary = max(stack.timestamp(), int(time.time())) + BOUNDARY
     key = SessionKey.generate()
-    grant = owner.grant(
-        key,
-        [
-            Policy.erc20_allowance(token, 5, period="day", symbol="TUSD"),
-            Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account], rate="2/day"),
-            Policy.transfer(friend, value_limit=5),
-        ],
-        limits=[Limits.native(5, per="day")],
-        valid_after=boundary - DAY,
-        valid_until=boundary + DAY,
-    )
+    with pytest.warns(TargetWarning):  # an allowance pays ANY address, by design: said (attack 431)
+        grant = owner.grant(
+            key,
+            [
+                Policy.erc20_allowance(token, 5, period="day", symbol="TUSD"),
+                Policy.call(
+                    stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account], rate="2/day"
+                ),
+                Policy.transfer(friend, value_limit=5),
+            ],
+            limits=[Limits.native(5, per="day")],
+            valid_after=boundary - DAY,
+            valid_until=boundary + DAY,
+        )
     session = net.session(grant, key)
     transfer = "transfer(address,uint256)"
     mint = function_call(stack.nft, "safeMint(address)", owner.account)

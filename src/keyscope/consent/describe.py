@@ -32,6 +32,7 @@ from ..known_functions import (
     KNOWN_FUNCTIONS,
     UNLIMITED,
     KnownFunction,
+    function_warnings,
     known_function,
 )
 from ..limits import LimitUsage, enforced_amount, owner_label, period_note, reset_text
@@ -424,11 +425,10 @@ def _permission_words(
         if permission.value_limit == 0
         else f"each call may send at most {format_amount(permission.value_limit, 18, NATIVE)}"
     )
-    if known is not None:
-        warnings += [
-            GrantWarning(level=lvl, text=f"{shown}: {text}", permission=index)
-            for lvl, text in known.warn(permission, is_token)
-        ]
+    warnings += [
+        GrantWarning(level=lvl, text=f"{shown}: {text}", permission=index)
+        for lvl, text in function_warnings(permission, is_token, contract.erc721)
+    ]
     if permission.selector in ERC721_FUNCTIONS and contract.has_code and not contract.erc721 and not is_token:
         # a collection need not answer ERC-165 (older ones answer an earlier draft's id): with no decimals() to say
         # it is an ERC-20 token either, the number may be a token id (attack 372)
