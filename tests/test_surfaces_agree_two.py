@@ -5,6 +5,9 @@ Attack 431, a known function's warnings on the page only: the page says of a fun
 (``approve``, ``transfer``, ``setApprovalForAll``, a vault's ``deposit``) that it may approve ANY spender, send to ANY
 address, or take an amount no rule caps; an owner granting from a program (``owner.grant``, no page) was told
 nothing of it.
+
+Attack 432, decided: calls in a fixed-length array of words (``bytes32[8]``) are no caution on any surface, as
+calls in a dynamic one (``bytes32[]``, attack 408) are.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import pytest
 from keyscope import Policy, SessionKey, TargetWarning, arg
 from keyscope.consent import GrantDescription
 from keyscope.hexutil import to_address
+from keyscope.report import StoreMarks, report_from_store
+from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import usdc_fixture, words_fixture  # noqa: F401 (fixtures)
+from support.session_fixtures import stored_grant
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -90,3 +96,49 @@ def test_owner_grant_warns_of_a_known_function_s_dangers_and_cautions_in_the_pag
     with pytest.warns(TargetWarning) as caught:  # the router has no code: that, and nothing else
         owner.prepare_grant(SessionKey.generate(), held, valid_for=3600)
     assert _said(caught) == [], _said(caught)
+
+
+ACCOUNT = to_address("0x" + "ac" * 20)
+KEY = to_address("0x" + "5e" * 20)
+FIXED_WORDS = (
+    "add_liquidity(uint256[2] amounts,uint256 min_mint_amount)",
+    "verifyProof(uint256 root,uint256 nullifierHash,uint256[8] proof)",
+    "relay(address to,bytes32[8] words)",
+)
+"""Functions known by no table with a fixed-length array of words: a pool's amounts (Curve's), a zero-knowledge
+proof (World ID's, Semaphore's), and a relay whose eight words may be a call's bytes."""
+
+
+def test_a_fixed_array_of_words_is_no_caution_of_calls_on_any_surface_by_choice(
+    net: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 432, decided: a fixed-length array of words (``uint256[2]``, ``bytes32[8]``) of a function known by no
+    table carries no caution that its words may be run as calls, on the page, in ``owner.grant``'s warnings or in
+    the session report, while the same words in a dynamic array (``bytes32[]``) carry it on all three (attacks 408
+    and 420). A fixed array is so many words at fixed places, as that many ``uint256`` arguments are: a rule holds
+    each of them (``arg("words", 7)``, shown as ``arg1[7]``), which no rule can do for a dynamic array's words; and
+    the functions that take one are most often a pool's amounts or a proof, which a caution would cry wolf over."""
+    owner = net.owner(LocalSigner.generate())
+    fixed = [Policy.call(ROUTER, signature) for signature in FIXED_WORDS]
+    dynamic = Policy.call(ROUTER, "relay(address to,bytes32[] words)")
+    grant = [*fixed, dynamic]
+    with pytest.warns(TargetWarning) as caught:
+        owner.prepare_grant(SessionKey.generate(), grant, valid_for=3600)
+    said = _said(caught)
+    assert [text for text in said if "as calls" in text] == [
+        text for text in said if text.startswith(f"granting {dynamic.label}: ")
+    ], said
+    assert len(said) == 1, said
+    page = words(*grant, account=owner.account).warnings
+    assert [w.permission for w in page if "as calls" in w.text] == [len(fixed)], page
+    session = Session(session_key=KEY, valid_until=2_000_000_000, permissions=tuple(grant))
+    report = report_from_store(
+        stored_grant(session, ACCOUNT, epoch=0), StoreMarks(revoked=False, enabled=True), now=1
+    )
+    assert len(report.dangers) == 1 and report.dangers[0].startswith("relay on "), report.dangers
+    assert "bytes32[]" in report.dangers[0], report.dangers
+
+    held = Policy.call(ROUTER, "relay(address to,bytes32[8] words)", rules=[arg("words", 7) == bytes(32)])
+    assert held.rules[0].offset == 32 + 7 * 32, held.rules
+    (shown,) = words(held, account=ACCOUNT).permissions
+    assert shown.rules == ("arg1[7] (bytes32) must be 0x" + "00" * 32,), shown.rules

@@ -87,7 +87,9 @@ def _carries_bytes(kind: AbiType) -> bool:
     """Whether an argument of type ``kind`` carries bytes of any length the session picks, anywhere (itself, an
     array's element, a component): a ``bytes``, a ``string`` (the same bytes under another name, attack 408), or a
     dynamic array of numbers or ``bytesN`` (``bytes32[]``, ``uint256[]``: their packed words are any bytes). Addresses,
-    flags and arrays of a fixed length carry no call of the session's length."""
+    flags and arrays of a fixed length carry no call of the session's length: a fixed array's words sit at fixed
+    places, as so many scalar arguments do, and a rule holds each (attack 432, decided: a caution on ``uint256[2]``
+    amounts or a ``uint256[8]`` proof would come with nearly every grant of a pool or a proof)."""
     if kind.name in ("bytes", "string"):
         return True
     if kind.element is not None:
