@@ -31,6 +31,7 @@ __all__ = [
     "enforced_amount",
     "initial_counters",
     "limit_fields",
+    "limit_text",
     "owner_label",
     "period_note",
     "period_seconds",
@@ -340,15 +341,22 @@ def period_note(limit: Limit, valid_after: int) -> str:
     )
 
 
+def limit_text(limit: Limit, index: int = 0) -> str:
+    """A limit as granted, in the owner's words: ``limit 0 (amount): at most 5,000,000 base units over the session's
+    life`` (the amount the module enforces, :func:`enforced_amount`; the grant's ``name`` as the dapp's,
+    :func:`owner_label`)."""
+    return f"{owner_label(limit, index)}: at most {enforced_amount(limit, limit.stored_amount)} {limit.per}"
+
+
 def limit_fields(limit: Limit, index: int = 0) -> dict[str, object]:
-    """A limit as granted, as plain JSON values: what the tools print of a grant's limits (``text``: the amount the
-    module enforces, :func:`enforced_amount`)."""
+    """A limit as granted, as plain JSON values: what the tools print of a grant's limits (``text``:
+    :func:`limit_text`)."""
     return {
         "name": limit.label,
         "kind": limit.op.name,
         "amount": limit.stored_amount,
         "period": limit.period,
-        "text": f"{owner_label(limit, index)}: at most {enforced_amount(limit, limit.stored_amount)} {limit.per}",
+        "text": limit_text(limit, index),
     }
 
 
