@@ -282,7 +282,7 @@ def _warnings(signature: str, *rules: Rule, token: bool = True) -> list[tuple[st
     selector = parse_signature(signature).selector
     known = KNOWN_FUNCTIONS[selector]
     permission = Permission(target=TARGET, selector=selector, function=signature, rules=rules)
-    return known.warn(permission, token)
+    return known.warn(permission, token, {})
 
 
 def _is(offset: int, value: int) -> Rule:

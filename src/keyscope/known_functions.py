@@ -9,20 +9,23 @@ The consent page's words (:mod:`keyscope.consent.describe`) and the session repo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .arg_types import ArgType
+from .limits import limit_text
 from .policy import parse_signature
-from .session import Condition, Permission, Rule
+from .session import Condition, Limit, LimitKind, Permission, Rule, Session
 
 __all__ = [
     "ERC721_FUNCTIONS",
     "KNOWN_FUNCTIONS",
     "UNLIMITED",
+    "CountedWords",
     "KnownFunction",
     "added_per_call",
     "bound_of",
+    "counted_words",
     "function_warnings",
     "known_function",
     "runs_calls",
@@ -58,6 +61,42 @@ def bound_of(rules: tuple[Rule, ...], offset: int) -> int | None:
     return _bound(rules, offset)
 
 
+CountedWords = Mapping[int, tuple[tuple[int, Limit], ...]]
+"""The AMOUNT limits of a session that count a permission's argument words: by the word's offset (bytes into the
+arguments), each limit with its number in the session (:func:`counted_words`)."""
+
+_Warn = Callable[[Permission, bool, CountedWords], list[tuple[str, str]]]
+"""``warn(permission, token, counted)``: a known function's warnings (:attr:`KnownFunction.warn`)."""
+
+
+def counted_words(session: Session, index: int) -> dict[int, tuple[tuple[int, Limit], ...]]:
+    """The AMOUNT limits of ``session`` that count an argument word of permission ``index``'s calls, by the word's
+    offset: the module adds the word at a meter's offset of every call of the permission the meter names (its target
+    and selector) to the limit, and refuses a call that takes the limit past what it has left. A limit of another
+    kind (calls, ETH), or whose meters name another permission or another word, counts nothing of that word."""
+    found: dict[int, list[tuple[int, Limit]]] = {}
+    for number, limit in enumerate(session.limits):
+        if limit.op != LimitKind.AMOUNT:
+            continue
+        for meter in limit.meters:
+            if meter.permission == index and (number, limit) not in found.get(meter.offset, []):
+                found.setdefault(meter.offset, []).append((number, limit))
+    return {offset: tuple(limits) for offset, limits in found.items()}
+
+
+def _capping_limit(counted: CountedWords, offset: int, unlimited: int) -> tuple[int, Limit] | None:
+    """The limit (its number and itself) that caps the word at ``offset`` below ``unlimited``: the smallest over the
+    session's life, else the smallest per period (it caps each period's calls only); None when no limit counts the
+    word, or only ones of ``unlimited`` or more. A call spends the whole word, so no call's word is more than the
+    limit's amount, and over the session's life all calls' words together are no more."""
+    capping = [
+        (number, limit) for number, limit in counted.get(offset, ()) if limit.stored_amount < unlimited
+    ]
+    if not capping:
+        return None
+    return min(capping, key=lambda found: (found[1].period != 0, found[1].stored_amount))
+
+
 def _pinned(rules: tuple[Rule, ...], offset: int) -> bool:
     """Whether the argument at ``offset`` is held to listed values (EQUAL or ONE_OF)."""
     return any(r.offset == offset and r.op in (Condition.EQUAL, Condition.ONE_OF) for r in rules)
@@ -71,7 +110,7 @@ class KnownFunction:
 
     signature: str
     amounts: tuple[int, ...] = ()
-    warn: Callable[[Permission, bool], list[tuple[str, str]]] = lambda p, token: []
+    warn: _Warn = lambda p, token, counted: []
     adds_up: int | None = None
 
     @property
@@ -79,14 +118,12 @@ class KnownFunction:
         return parse_signature(self.signature).selector
 
 
-def _transfer_warnings(
-    to_offset: int | None, amount_offset: int | None
-) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+def _transfer_warnings(to_offset: int | None, amount_offset: int | None) -> _Warn:
     """A transfer's cautions: a recipient (at ``to_offset``; None: in a dynamic argument no rule can hold) no rule
     holds, and on a token an amount (at ``amount_offset``; None: in a dynamic argument no rule can bound) no rule
     caps."""
 
-    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+    def warn(permission: Permission, token: bool, counted: CountedWords) -> list[tuple[str, str]]:
         found = []
         if to_offset is None or not _pinned(permission.rules, to_offset):
             found.append(("caution", "may send to ANY address: no rule holds the recipient to one you know"))
@@ -98,12 +135,20 @@ def _transfer_warnings(
 
 
 def _approval_warnings(
-    spender_offset: int, amount_offset: int, unlimited: int = UNLIMITED, what: str = "this token"
-) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+    spender_offset: int,
+    amount_offset: int,
+    unlimited: int = UNLIMITED,
+    what: str = "this token",
+    adds: bool = False,
+) -> _Warn:
     """The dangers of an approval whose spender and amount sit at these offsets: a spender no rule holds to listed
-    values, and an amount no rule caps below ``unlimited`` (the amount its contract reads as no bound)."""
+    values, and an amount no rule caps below ``unlimited`` (the amount its contract reads as no bound). A limit that
+    counts the very amount word (:func:`counted_words`) caps it instead of a rule (attack 433): over the session's
+    life, every allowance it approves together (a caution, naming the limit); per period only, the whole amount
+    again each period, while the allowances stay (a caution; a danger when each call ``adds`` to the allowance,
+    which then grows period after period)."""
 
-    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+    def warn(permission: Permission, token: bool, counted: CountedWords) -> list[tuple[str, str]]:
         found = []
         if not _pinned(permission.rules, spender_offset):
             found.append(
@@ -111,24 +156,39 @@ def _approval_warnings(
                  f"key can let anyone take {what} from the account")
             )  # fmt: skip
         bound = _bound(permission.rules, amount_offset)
-        if bound is None or bound >= unlimited:
+        if bound is not None and bound < unlimited:
+            return found
+        cap = _capping_limit(counted, amount_offset, unlimited)
+        if cap is None:
             found.append(("danger", "may approve an UNLIMITED allowance: no rule caps the amount"))
+        elif not cap[1].period:
+            found.append(
+                ("caution", "the amount is capped by a limit, not by a rule on each call: "
+                 f"{limit_text(cap[1], cap[0])}, counted from its amount; an allowance it approves stays after the "
+                 "session ends")
+            )  # fmt: skip
+        else:
+            grows = ", and each call adds to the allowance, so it grows period after period" if adds else ""
+            found.append(
+                ("danger" if adds else "caution", "the amount is capped per period only: "
+                 f"{limit_text(cap[1], cap[0])}, counted from its amount, the whole amount again each period; an "
+                 f"allowance approved in one period stays through the next ones and after the session ends{grows}")
+            )  # fmt: skip
         return found
 
     return warn
 
 
 _approve_warnings = _approval_warnings(0, 32)
+_adding_approve_warnings = _approval_warnings(0, 32, adds=True)
 
 
-def _operator_warnings_of(
-    name: str, approved_offset: int | None, what: str
-) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+def _operator_warnings_of(name: str, approved_offset: int | None, what: str) -> _Warn:
     """The danger of making an operator (its address the first argument) over ``what``: none when a rule holds the
     ``approved`` flag at ``approved_offset`` to false (a revocation only); a function without such a flag
     (``approved_offset`` None) always has it."""
 
-    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+    def warn(permission: Permission, token: bool, counted: CountedWords) -> list[tuple[str, str]]:
         revokes_only = approved_offset is not None and any(
             r.offset == approved_offset and r.op == Condition.EQUAL and r.values == (0,)
             for r in permission.rules
@@ -149,11 +209,11 @@ _KNOWN = [
     KnownFunction("approve(address spender,uint256 amount)", (32,), _approve_warnings),
     KnownFunction("transferFrom(address from,address to,uint256 amount)", (64,), _transfer_warnings(32, 64)),
     KnownFunction(
-        "increaseAllowance(address spender,uint256 addedValue)", (32,), _approve_warnings, adds_up=32
+        "increaseAllowance(address spender,uint256 addedValue)", (32,), _adding_approve_warnings, adds_up=32
     ),
     # the same function under its older name (OpenZeppelin's StandardToken before 2.0, tokens built on it)
     KnownFunction(
-        "increaseApproval(address spender,uint256 addedValue)", (32,), _approve_warnings, adds_up=32
+        "increaseApproval(address spender,uint256 addedValue)", (32,), _adding_approve_warnings, adds_up=32
     ),
     KnownFunction("setApprovalForAll(address operator,bool approved)", (), _operator_warnings),
     # Permit2 (AllowanceTransfer): an allowance over every token the account approved Permit2 for, as most accounts
@@ -263,7 +323,7 @@ class _Dispatch:
     def danger(self) -> str:
         return f"{self.does}: no rule of this session holds them, nor what they move"
 
-    def __call__(self, permission: Permission, token: bool) -> list[tuple[str, str]]:
+    def __call__(self, permission: Permission, token: bool, counted: CountedWords) -> list[tuple[str, str]]:
         return [("danger", self.danger)]
 
 
@@ -297,11 +357,11 @@ _UPGRADES = _dispatch_warnings(
 )
 
 
-def _swap_warnings(recipient_offset: int | None) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+def _swap_warnings(recipient_offset: int | None) -> _Warn:
     """A swap's caution: a recipient (at ``recipient_offset``; None: in a dynamic struct no rule can reach) no rule
     holds to listed values."""
 
-    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+    def warn(permission: Permission, token: bool, counted: CountedWords) -> list[tuple[str, str]]:
         if recipient_offset is not None and _pinned(permission.rules, recipient_offset):
             return []
         return [("caution", "may pay the swap's proceeds to ANY address: no rule holds the recipient")]
@@ -414,15 +474,13 @@ KNOWN_FUNCTIONS: dict[bytes, KnownFunction] = {known.selector: known for known i
 """Functions known by selector (add one here to give it words and warnings)."""
 
 
-def _token_id_warnings(
-    level: str, who_offset: int, who: str, does: str
-) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+def _token_id_warnings(level: str, who_offset: int, who: str, does: str) -> _Warn:
     """The dangers of an ERC-721 function of one token id (at byte 32 or 64, after ``who``): ``who`` at
     ``who_offset`` not held to listed values, and a token id not held to listed ids (a bound on it is no amount:
     each call ``does`` one more token, any whose id it allows)."""
     id_offset = 32 if who_offset == 0 else 64
 
-    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+    def warn(permission: Permission, token: bool, counted: CountedWords) -> list[tuple[str, str]]:
         found = []
         if not _pinned(permission.rules, who_offset):
             found.append((level, f"may name ANY {who}: no rule holds the {who} to one you know"))
@@ -459,14 +517,18 @@ def known_function(selector: bytes, erc721: bool = False) -> KnownFunction | Non
     return (ERC721_FUNCTIONS.get(selector) if erc721 else None) or KNOWN_FUNCTIONS.get(selector)
 
 
-def function_warnings(permission: Permission, token: bool, erc721: bool = False) -> list[tuple[str, str]]:
+def function_warnings(
+    permission: Permission, token: bool, erc721: bool = False, counted: CountedWords | None = None
+) -> list[tuple[str, str]]:
     """The warnings, each a ``(level, text)`` with level ``"danger"`` or ``"caution"``, of ``permission``'s function
     when it is known by selector (:func:`known_function`; ERC-721's on a collection, ``erc721``): a spender, a
     recipient or an operator no rule holds, an amount no rule caps (on a ``token``, one that answers
     ``decimals()``, a transfer's too), a dispatch's calls no rule holds (:func:`runs_calls`). Empty for a function
-    known by no table. The consent page shows each, and ``owner.grant`` warns of each (attack 431)."""
+    known by no table. ``counted``: the session's limits that count the permission's words (:func:`counted_words`),
+    which cap an approval's amount no rule caps (attack 433); None, no limit. The consent page shows each, and
+    ``owner.grant`` warns of each (attack 431)."""
     known = known_function(permission.selector, erc721)
-    return [] if known is None else known.warn(permission, token)
+    return [] if known is None else known.warn(permission, token, counted or {})
 
 
 def runs_calls(permission: Permission) -> str | None:

@@ -17,7 +17,7 @@ from .artifacts import KNOWN_ENTRY_POINTS, contract_artifact
 from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
-from .known_functions import ERC721_FUNCTIONS, function_warnings, known_function, runs_calls
+from .known_functions import ERC721_FUNCTIONS, counted_words, function_warnings, known_function, runs_calls
 from .passing_for import declared_function, lookalike_addresses, shares_worth, token_id_danger, unheld_calls
 from .session import Permission, Session
 from .standing_approvals import approval_risk, standing_approvals
@@ -34,6 +34,7 @@ __all__ = [
     "KNOWN_CONTRACTS",
     "is_keyscope_delegate",
     "is_keyscope_sponsor",
+    "known_function_problems",
     "lifts_anything",
     "passing_for_problems",
     "paymaster_problems",
@@ -330,6 +331,25 @@ _HOLD_IT = (
 """What to do about a function known by selector whose rules leave it a spender, a recipient or an amount."""
 
 
+def known_function_problems(
+    session: Session, index: int, contract: Callable[[str], ContractFacts], erc721: bool = False
+) -> list[str]:
+    """What ``owner.grant`` says of permission ``index`` of ``session`` when its function is known by selector: the
+    page's dangers and cautions (:func:`~keyscope.known_functions.function_warnings`, attack 431), an amount a
+    limit of the session counts capped by that limit as on the page (attack 433), one line each with what to do;
+    none for a dispatch (its danger is among :func:`passing_for_problems`' calls no rule holds). ``erc721``: the
+    target says it is an ERC-721 collection. The token's facts are read through ``contract``."""
+    permission = session.permissions[index]
+    if known_function(permission.selector, erc721) is None or runs_calls(permission) is not None:
+        return []
+    facts = contract(permission.target)
+    token = facts.token is not None and facts.token.decimals is not None
+    return [
+        f"{permission.label}: {text}; {_HOLD_IT}"
+        for _, text in function_warnings(permission, token, erc721, counted_words(session, index))
+    ]
+
+
 def passing_for_problems(
     chain: Chain, account: str, session: Session, contracts: Callable[[str], ContractFacts] | None = None
 ) -> list[str]:
@@ -347,7 +367,7 @@ def passing_for_problems(
     for :func:`standing_approval_problems`)."""
     contract = contracts if contracts is not None else cached_contract_facts(chain)
     problems = []
-    for permission in session.permissions:
+    for index, permission in enumerate(session.permissions):
         erc721 = False
         if permission.selector in ERC721_FUNCTIONS:
             facts = contract(permission.target)
@@ -359,14 +379,7 @@ def passing_for_problems(
                     "approve or transferFrom on it"
                 )
         function = declared_function(permission, erc721)
-        if known_function(permission.selector, erc721) is not None and runs_calls(permission) is None:
-            # the page's warnings of a function known by selector (a dispatch's: among unheld_calls below)
-            facts = contract(permission.target)
-            token = facts.token is not None and facts.token.decimals is not None
-            problems += [
-                f"{permission.label}: {text}; {_HOLD_IT}"
-                for _, text in function_warnings(permission, token, erc721)
-            ]
+        problems += known_function_problems(session, index, contract, erc721)
         problems += [
             f"{permission.label}: {text}; {_INSTEAD_OF_CALLS}"
             for text in unheld_calls(permission, function, erc721)

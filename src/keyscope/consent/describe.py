@@ -31,7 +31,9 @@ from ..known_functions import (
     ERC721_FUNCTIONS,
     KNOWN_FUNCTIONS,
     UNLIMITED,
+    CountedWords,
     KnownFunction,
+    counted_words,
     function_warnings,
     known_function,
 )
@@ -384,7 +386,7 @@ def _is_address(rule: Rule, function: AbiFunction | None) -> bool:
 
 
 def _permission_words(
-    index: int, permission: Permission, ctx_base: _Context, facts: Facts
+    index: int, permission: Permission, ctx_base: _Context, facts: Facts, counted: CountedWords
 ) -> tuple[PermissionWords, list[GrantWarning]]:
     warnings: list[GrantWarning] = []
     contract = facts.contract(permission.target)
@@ -427,7 +429,7 @@ def _permission_words(
     )
     warnings += [
         GrantWarning(level=lvl, text=f"{shown}: {text}", permission=index)
-        for lvl, text in function_warnings(permission, is_token, contract.erc721)
+        for lvl, text in function_warnings(permission, is_token, contract.erc721, counted)
     ]
     if permission.selector in ERC721_FUNCTIONS and contract.has_code and not contract.erc721 and not is_token:
         # a collection need not answer ERC-165 (older ones answer an earlier draft's id): with no decimals() to say
@@ -924,7 +926,7 @@ def describe_session(
     permissions, warnings = [], _session_warnings(session, facts, account)
     claims_checked: set[str] = set()
     for index, permission in enumerate(session.permissions):
-        words, found = _permission_words(index, permission, base, facts)
+        words, found = _permission_words(index, permission, base, facts, counted_words(session, index))
         permissions.append(words)
         warnings.extend(found)
         if permission.target not in claims_checked:
