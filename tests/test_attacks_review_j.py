@@ -55,6 +55,7 @@ from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
 from support.accounts import build_bytecode, deploy_code
 from support.permit_types import LIMIT, PERMIT_SINGLE_TYPES, ROUTER, permit2_permit
+from support.sdk import install_asking_nothing
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
     deploy_owner_validator,
@@ -342,7 +343,7 @@ def test_the_sdk_refuses_a_session_s_first_operation_on_an_account_that_drops_th
     grant = grant_signed_without_the_sdk(owner, session)
     # installed by an owner operation of the owner's own making (install_sessions refuses the account, attack 417);
     # the owner's validator answers 0: the account hands on the same
-    owner.execute(owner.kind.install_validator_call(account, stack.module)).wait()
+    install_asking_nothing(owner, stack.module)
 
     session = connect(stack.rpc_url, stack.bundler_url, module=stack.module).session(grant, key)
     with pytest.raises(AccountSetupError) as refused:

@@ -32,6 +32,7 @@ from keyscope.policy import Policy, arg
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from support.permit_types import LIMIT, PERMIT_SINGLE_TYPES, ROUTER
+from support.sdk import install_asking_nothing
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
     VALIDATOR_PREFIX_STRIPPED,
@@ -76,7 +77,7 @@ def test_owner_grant_refuses_an_account_that_drops_the_module_s_window_before_si
     account, _, _, owner = foreign_account(stack, "WindowDroppingERC7579Account")
     assert type(owner.kind) is ERC7579AccountKind
     # installed by an owner operation of the owner's own making: install_sessions refuses the account (attack 417)
-    owner.execute(owner.kind.install_validator_call(account, stack.module)).wait()
+    install_asking_nothing(owner, stack.module)
     assert owner.supports_sessions()
     lane = owner.kind.nonce_key(None)
     sent = entry_point_nonce(stack, account, lane)

@@ -27,7 +27,10 @@ from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 from support.consent_fixtures import usdc_fixture  # noqa: F401 (fixture)
 from support.counting_chain import CountingChain
-from support.sdk import sdk_owner  # noqa: F401 (fixture)
+from support.sdk import (
+    install_asking_nothing,
+    sdk_owner,  # noqa: F401 (fixture)
+)
 from support.variant_accounts import entry_point_nonce, stack_fixture  # noqa: F401 (stack_fixture: the stack)
 from test_attacks_review_j import foreign_account
 
@@ -57,6 +60,28 @@ def test_install_sessions_refuses_an_account_not_handing_on_its_validators_answe
     assert "Nothing was sent: do not install the session module on this account" in said, said
     assert owner.kind.owner_validator in said, said  # the validator asked in the module's place
     assert refused.value.account == account
+    assert entry_point_nonce(stack, account, lane) == 0  # no operation sent
+    assert owner.supports_sessions() is False
+
+
+@pytest.mark.e2e
+def test_the_owner_s_own_install_call_is_asked_what_install_sessions_asks(stack: LocalStack) -> None:
+    """Attack 440. Attack 417's questions were asked by ``owner.install_sessions()`` only: the same install made by
+    the owner's own call, ``owner.execute(installModule(1, module, ...))``, was sent to an account that takes its
+    validators' refusal for a yes, after which anyone's operation naming the module runs any call. ``build`` (which
+    ``execute`` calls) now asks them of any call installing the module: alone, in a batch, or with the module's word
+    carrying dirty upper bytes (which an account that does not check them reads as the module). Fails without the
+    question: the first install is sent and the module installed."""
+    account, _, net, owner = foreign_account(stack, "FailureMaskingERC7579Account")
+    lane = owner.kind.nonce_key(None)
+    install = owner.kind.install_validator_call(account, net.module)
+    dirty = Call(install.target, 0, install.data[:36] + b"\xff" * 12 + install.data[48:])
+    for calls in (install, [Call(account, 0, b""), install], [dirty]):
+        with pytest.raises(AccountSetupError) as refused:
+            owner.execute(calls)
+        said = str(refused.value)
+        assert "which is no refusal" in said and "validation data as it is" in said, said
+        assert "Nothing was sent: do not install the session module on this account" in said, said
     assert entry_point_nonce(stack, account, lane) == 0  # no operation sent
     assert owner.supports_sessions() is False
 
@@ -150,7 +175,9 @@ def test_an_account_spotting_the_probe_s_code_by_its_hash_is_refused_on_its_vali
     assert "Nothing was sent" in said and owner.kind.owner_validator in said, said
     assert entry_point_nonce(stack, account, lane) == 0
 
-    owner.execute(owner.kind.install_validator_call(account, stack.module)).wait()
+    # a wallet asking nothing installs the module (here: the owner's operation with the install's questions left out,
+    # which keyscope asks of any operation installing it, attack 440)
+    install_asking_nothing(owner, stack.module)
     with pytest.raises(AccountSetupError) as refused:
         owner.grant(SessionKey.generate(), [Policy.call(stack.nft, "safeMint(address to)")])
     said = str(refused.value)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from pydantic import BaseModel, PrivateAttr
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
+from .accounts.base import INSTALL_MODULE
 from .accounts.capabilities import (
     EXECUTION_REVERTED,
     refuse_batch_mode,
@@ -678,8 +679,23 @@ class Owner:
         self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None
     ) -> PendingUserOperation:
         """Send an owner-signed operation making ``calls`` (creating the account first if needed). An EOA's
-        operation that delegates it carries its EIP-7702 authorization (``eip7702_auth``, EntryPoint v0.8)."""
+        operation that delegates it carries its EIP-7702 authorization (``eip7702_auth``, EntryPoint v0.8).
+
+        A call among ``calls`` installing the session module on this account (its ``installModule`` naming the
+        module) is asked first what :meth:`install_sessions` asks (see :meth:`build`)."""
         return self.send(self._build_or_refuse_prefund(calls, eip7702_auth=eip7702_auth))
+
+    def _installs_session_module(self, calls: Sequence[Call]) -> bool:
+        """Whether one of ``calls`` is this account's ``installModule`` of the session module, of any module type (the
+        module's address read from the low 20 bytes of its word, as an account that does not check the upper bytes
+        would read it)."""
+        module = bytes.fromhex(self.network.module[2:])
+        account = to_address(self.account)
+        for call in calls:
+            data = bytes(call.data)
+            if to_address(call.target) == account and data[:4] == INSTALL_MODULE and data[48:68] == module:
+                return True
+        return False
 
     def _build_or_refuse_prefund(
         self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None
@@ -720,9 +736,15 @@ class Owner:
     def build(
         self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None
     ) -> UserOperation:
-        """The owner-signed operation :meth:`execute` sends, ready to send (nonce, fees and gas filled in)."""
+        """The owner-signed operation :meth:`execute` sends, ready to send (nonce, fees and gas filled in).
+
+        A call among ``calls`` installing the session module on this account (its ``installModule`` naming the
+        module) is asked first what :meth:`install_sessions` asks: an account that would not hand the EntryPoint the
+        module's answer as it is is refused with :class:`~keyscope.errors.AccountSetupError`, nothing signed."""
         kind = self.kind
         call_list = [calls] if isinstance(calls, Call) else list(calls)
+        if self._installs_session_module(call_list):
+            self._refuse_install_on_broken_premises()
         call_data = encode_execute(call_list, batch=True if self._batches_only(call_list) else None)
         draft = self._builder.draft(
             self.account, call_data, kind.nonce_key(None), self.factory, self._factory_data
@@ -877,14 +899,24 @@ class Owner:
             )
         net = self.network
         refuse_silent_module_queries(net.chain, self.kind, self.account, net.module)
-        if self._asks_premises():
-            # an account trusting another EntryPoint is said to be one first, as a grant says it: the questions below
-            # are asked from this network's EntryPoint, which such an account does not answer
-            net.check_entry_point(self.account)
-            # an account taking its validators' refusal for a yes runs anyone's operation naming the module once it
-            # is installed, no session granted (attack 417): asked before the install is signed, as a grant is
-            refuse_install_on_broken_premises(net.chain, self.kind, self.account, net.module, net.entry_point)
+        # execute() asks the account's premises of the install call below (attack 417)
         return self.execute(self.kind.install_validator_call(self.account, net.module))
+
+    def _refuse_install_on_broken_premises(self) -> None:
+        """Before an operation installing the session module on this account is signed: on an account the premises
+        are asked of (:meth:`_asks_premises`), deployed and without the module yet, the questions of
+        :func:`~keyscope.accounts.premises.refuse_install_on_broken_premises`, whichever call of the owner's installs
+        it (:meth:`install_sessions`, or the owner's own ``installModule`` call through :meth:`execute` or
+        :meth:`build`, attack 440)."""
+        if not self._asks_premises() or not self.is_deployed() or self.supports_sessions():
+            return
+        net = self.network
+        # an account trusting another EntryPoint is said to be one first, as a grant says it: the questions below
+        # are asked from this network's EntryPoint, which such an account does not answer
+        net.check_entry_point(self.account)
+        # an account taking its validators' refusal for a yes runs anyone's operation naming the module once it
+        # is installed, no session granted (attack 417): asked before the install is signed, as a grant is
+        refuse_install_on_broken_premises(net.chain, self.kind, self.account, net.module, net.entry_point)
 
     def uninstall_sessions(self) -> PendingUserOperation:
         """Uninstall the session module: every session of the account dies, for good.

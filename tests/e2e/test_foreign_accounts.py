@@ -58,6 +58,7 @@ from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from support.accounts import account_bytecode, build_bytecode, deploy_code, owner_validator_bytecode
 from support.fuzz import DEEP
+from support.sdk import install_asking_nothing
 from support.signatures import CountingSigner
 
 pytestmark = pytest.mark.e2e
@@ -405,7 +406,7 @@ def test_an_account_that_does_not_answer_is_module_installed_gets_no_session(
     assert entry_point_nonce(stack, account, owner.kind.nonce_key(None)) == 0
 
     # installed anyway (by the owner's own call): the grant is refused, on chain and off chain
-    owner.execute(owner.kind.install_validator_call(account, stack.module)).wait()
+    install_asking_nothing(owner, stack.module)
     other_validator = deploy_code(
         stack.node, stack.deployer.address, owner_validator_bytecode(), "a validator"
     )
@@ -448,11 +449,10 @@ def test_the_module_refuses_a_grant_on_an_account_that_does_not_answer_is_module
     account = quirky(quirks, signer)
     net = generic(stack, owner_validator)
     owner = net.owner(signer, account)
-    install = owner.kind.install_validator_call(account, stack.module)
     second = deploy_code(stack.node, stack.deployer.address, owner_validator_bytecode(), "a second validator")
-    owner.execute(
-        [install, owner.kind.install_validator_call(account, second, to_bytes(signer.address))]
-    ).wait()
+    install_asking_nothing(
+        owner, stack.module, owner.kind.install_validator_call(account, second, to_bytes(signer.address))
+    )
     unanswered = "ModuleQueryUnanswered" if quirks else None
     calling = Session(
         session_key=SessionKey.generate().address,

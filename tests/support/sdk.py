@@ -11,11 +11,19 @@ from typing import Any
 import pytest
 
 from keyscope import Network, Policy, Web3Chain, arg
+from keyscope.execution import Call
 from keyscope.owner import GrantRequest, Owner
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 
-__all__ = ["hand_made_request", "local_network", "mint_policy", "sdk_owner", "second_module"]
+__all__ = [
+    "hand_made_request",
+    "install_asking_nothing",
+    "local_network",
+    "mint_policy",
+    "sdk_owner",
+    "second_module",
+]
 
 ETHER = 10**18
 
@@ -41,6 +49,17 @@ def sdk_owner(net: Network, harness: Any) -> Owner:
     owner = net.owner(LocalSigner.generate())
     harness.fund(owner.account, ETHER)
     return owner
+
+
+def install_asking_nothing(owner: Owner, module: str, *others: Call) -> None:
+    """Install the session ``module`` on ``owner``'s account (with the calls ``others`` after it, in one operation) by
+    an owner operation that asks the account nothing, as a wallet other than keyscope's would send it: keyscope's
+    owner asks the install's questions of any operation installing the module (attacks 417 and 440), and the tests
+    of what a grant, a session or the module does later need the module installed on accounts those questions refuse
+    or cannot ask."""
+    with pytest.MonkeyPatch.context() as unasked:
+        unasked.setattr(Owner, "_refuse_install_on_broken_premises", lambda self: None)
+        owner.execute([owner.kind.install_validator_call(owner.account, module), *others]).wait()
 
 
 def mint_policy(nft: Any, user: str) -> Permission:
