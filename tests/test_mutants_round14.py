@@ -290,7 +290,11 @@ def test_what_the_chain_said_is_among_the_report_s_dangers() -> None:
     report = SessionReport(
         _grant(_session()), SessionStatus.ACTIVE.value, START, "chain", chain_dangers=(said,)
     )
-    assert report.dangers == [said]
+    assert report.dangers == [  # the transfer's cautions, as from a store: no chain said what the token is
+        f"transfer on {TOKEN}: may send to ANY address: no rule holds the recipient to one you know",
+        f"transfer on {TOKEN}: no rule caps the amount of one call",
+        said,
+    ]
 
 
 def test_a_co_signer_the_owner_replaced_is_shown_with_the_one_granted() -> None:

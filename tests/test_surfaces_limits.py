@@ -1,5 +1,5 @@
 """What the owner is shown of an approval's amount that a limit of the session caps, the same on the consent page and
-in ``owner.grant``'s warnings (the session report shows no known function's warnings).
+in ``owner.grant``'s warnings, and in the session report (attack 438).
 
 Attack 433, a danger the grant's limits rule out, and a limit made to silence a danger it does not touch: the page
 and ``owner.grant`` said of ``approve`` (and ``increaseAllowance``) that it "may approve an UNLIMITED allowance: no
@@ -103,7 +103,39 @@ def test_a_lifetime_limit_on_the_approved_amount_is_shown_as_its_cap_not_as_an_u
         stored_grant(session, ACCOUNT, epoch=0), StoreMarks(revoked=False, enabled=True), now=1
     )
     assert report.limits == [cap], report.limits
-    assert not [text for text in report.dangers if "UNLIMITED" in text or "approve" in text], report.dangers
+    capped = (
+        f"the amount is capped by a limit, not by a rule on each call: {cap}, counted from its amount; an allowance "
+        "it approves stays after the session ends"
+    )
+    any_spender = (
+        "may approve ANY spender: no rule holds the spender to one you know, so a leaked session key can let anyone "
+        "take this token from the account"
+    )
+    erc721 = "if the target is an ERC-721 collection: "
+    erc20 = "if the target is not an ERC-721 collection: "
+    token_ids = (
+        "this ERC-721 collection takes a token id here, not an amount: each call {} one token, any the rules allow, "
+        "so every token of the account whose id is in the rule's range (any id, without a rule) may go, as many "
+        "calls as the session's window allows"
+    )
+    anywhere = "may send to ANY address: no rule holds the recipient to one you know"
+    uncapped = "no rule caps the amount of one call"
+    # from a store, the report says what the page says of each known function (attack 438), the allowance's cap
+    # in the limit's own words, and of approve and transferFrom both readings, a token's and a collection's
+    assert report.dangers == [
+        f"transfer on {TOKEN}: {anywhere}",
+        f"transfer on {TOKEN}: {uncapped}",
+        f"transferFrom on {TOKEN}: {erc20}{anywhere}",
+        f"transferFrom on {TOKEN}: {erc20}{uncapped}",
+        f"transferFrom on {TOKEN}: {erc721}may name ANY recipient: no rule holds the recipient to one you know",
+        f"transferFrom on {TOKEN}: {erc721}{token_ids.format('moves')}",
+        f"approve on {TOKEN}: {erc20}{any_spender}",
+        f"approve on {TOKEN}: {erc20}{capped}",
+        f"approve on {TOKEN}: {erc721}may name ANY spender: no rule holds the spender to one you know",
+        f"approve on {TOKEN}: {erc721}{token_ids.format('approves the spender for')}",
+        f"increaseAllowance on {TOKEN}: {any_spender}",
+        f"increaseAllowance on {TOKEN}: {capped}",
+    ], report.dangers
 
 
 def test_a_periodic_limit_on_the_approved_amount_is_a_cap_per_period_only() -> None:

@@ -517,8 +517,16 @@ def known_function(selector: bytes, erc721: bool = False) -> KnownFunction | Non
     return (ERC721_FUNCTIONS.get(selector) if erc721 else None) or KNOWN_FUNCTIONS.get(selector)
 
 
+_READINGS = (
+    (False, "if the target is not an ERC-721 collection: "),
+    (True, "if the target is an ERC-721 collection: "),
+)
+"""The two readings of a selector ERC-20 and ERC-721 share (``approve``, ``transferFrom``) where no one asked the
+target which it is, each with the words that say which reading a warning is of."""
+
+
 def function_warnings(
-    permission: Permission, token: bool, erc721: bool = False, counted: CountedWords | None = None
+    permission: Permission, token: bool, erc721: bool | None = False, counted: CountedWords | None = None
 ) -> list[tuple[str, str]]:
     """The warnings, each a ``(level, text)`` with level ``"danger"`` or ``"caution"``, of ``permission``'s function
     when it is known by selector (:func:`known_function`; ERC-721's on a collection, ``erc721``): a spender, a
@@ -526,7 +534,19 @@ def function_warnings(
     ``decimals()``, a transfer's too), a dispatch's calls no rule holds (:func:`runs_calls`). Empty for a function
     known by no table. ``counted``: the session's limits that count the permission's words (:func:`counted_words`),
     which cap an approval's amount no rule caps (attack 433); None, no limit. The consent page shows each, and
-    ``owner.grant`` warns of each (attack 431)."""
+    ``owner.grant`` warns of each (attack 431).
+
+    ``erc721`` None: nobody asked the target whether it is an ERC-721 collection (a session report from a store,
+    attack 438). A selector both standards share then gives the warnings of both readings, each saying which
+    reading it is of, since either may be the one the target runs; a selector of one standard gives its own."""
+    if erc721 is None:
+        if permission.selector not in ERC721_FUNCTIONS:
+            return function_warnings(permission, token, False, counted)
+        return [
+            (level, reading + text)
+            for collection, reading in _READINGS
+            for level, text in function_warnings(permission, token, collection, counted)
+        ]
     known = known_function(permission.selector, erc721)
     return [] if known is None else known.warn(permission, token, counted or {})
 

@@ -19,7 +19,7 @@ from .endpoints import Endpoints
 from .errors import KeyscopeError
 from .grant import SessionGrant
 from .hexutil import to_address
-from .known_functions import ERC721_FUNCTIONS
+from .known_functions import ERC721_FUNCTIONS, counted_words, function_warnings, known_function, runs_calls
 from .limits import LimitUsage, limit_fields, period_note
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
 from .passing_for import (
@@ -280,6 +280,14 @@ class SessionReport:
     vault said when the report was made on chain, or that it did not say (:func:`~keyscope.passing_for.
     shares_worth`, attack 386); None for any other permission; empty when no chain was asked. Shown with
     :attr:`permissions`."""
+    tokens: frozenset[str] | None = None
+    """The targets of the session's functions known by selector that answered an ERC-20 ``decimals()`` when the
+    report was made on chain, as ``owner.grant`` reads them (a transfer's amount no rule caps is a caution on one);
+    None when no chain was asked: every target is then read as one may be, since the caution is true of any."""
+    unread: frozenset[str] = frozenset()
+    """The targets of the session's functions known by selector whose facts the chain did not give when the report
+    was made on chain (a node that failed): their warnings are given as from a store, of both readings where the
+    target may be an ERC-721 collection."""
 
     @property
     def session_id(self) -> str:
@@ -314,23 +322,47 @@ class SessionReport:
         """What the grant lets the key do past what its words say, as the consent page shows it: a function known to
         run calls the session picks, which no rule holds (a multicall, an account's execute or batch, attack 412), a
         function known by no table whose arguments carry bytes it may run as calls (the page's caution, attack
-        420), an address a rule lists that passes for the account or the session key (same first and last hex
-        digits, attack 379), and what the chain said when the report was made on chain (:attr:`chain_dangers`);
-        empty when nothing."""
+        420), the page's dangers and cautions of a function known by selector (a spender, a recipient or an
+        operator no rule holds, an amount no rule or limit caps: :func:`~keyscope.known_functions.
+        function_warnings`, attack 438), an address a rule lists that passes for the account or the session key
+        (same first and last hex digits, attack 379), and what the chain said when the report was made on chain
+        (:attr:`chain_dangers`); empty when nothing."""
         found = []
-        targets = [p.target for p in self.grant.session.permissions]
-        for permission in self.grant.session.permissions:
+        session = self.grant.session
+        targets = [p.target for p in session.permissions]
+        for index, permission in enumerate(session.permissions):
             erc721 = self.collections is not None and permission.target in self.collections
             function = declared_function(permission, erc721)
             where = (
                 f"{function.name if function else '0x' + permission.selector.hex()} on {permission.target}"
             )
             found += [f"{where}: {text}" for text in unheld_calls(permission, function, erc721)]
+            found += [f"{where}: {text}" for text in self._known_function_dangers(index)]
             found += [
                 f"{where}: {text}"
                 for text in lookalike_addresses(permission, function, self.account, self.session_key, targets)
             ]
         return found + list(self.chain_dangers)
+
+    def _known_function_dangers(self, index: int) -> list[str]:
+        """The page's dangers and cautions of permission ``index``'s function when it is known by selector, from the
+        one helper the page and ``owner.grant`` read, with the session's limits that count its amount (attack 433);
+        none for a dispatch (:func:`~keyscope.passing_for.unheld_calls` says it). Read as the chain said when the
+        report was made on chain; where no chain was asked (or it gave nothing), a target is read as one that may
+        be a token and, for a selector ERC-20 and ERC-721 share, as either: never fewer words than the grant
+        allows."""
+        session = self.grant.session
+        permission = session.permissions[index]
+        if known_function(permission.selector) is None or runs_calls(permission) is not None:
+            return []
+        erc721: bool | None = None
+        token = True
+        if self.collections is not None and self.tokens is not None and permission.target not in self.unread:
+            erc721 = permission.target in self.collections
+            token = permission.target in self.tokens
+        return [
+            text for _, text in function_warnings(permission, token, erc721, counted_words(session, index))
+        ]
 
     @property
     def signing(self) -> list[str]:
@@ -543,6 +575,17 @@ def report_from_chain(
         for p in grant.session.permissions
         if p.selector in ERC721_FUNCTIONS and _says_erc721(read, p.target)
     )
+    known = {
+        p.target: _facts_or_none(read, p.target)
+        for p in grant.session.permissions
+        if known_function(p.selector) is not None and runs_calls(p) is None
+    }
+    tokens = frozenset(
+        target
+        for target, facts in known.items()
+        if facts is not None and facts.token is not None and facts.token.decimals is not None
+    )
+    unread = frozenset(target for target, facts in known.items() if facts is None)
     dangers = tuple(
         f"{describe_permission(p, p.target in collections)}: {danger}"
         for p in grant.session.permissions
@@ -550,7 +593,19 @@ def report_from_chain(
     )
     worth = tuple(_shares_worth(endpoints, read, p) for p in grant.session.permissions)
     return SessionReport(
-        grant, status.value, moment, "chain", store, usage, scaled, record, collections, dangers, worth
+        grant,
+        status.value,
+        moment,
+        "chain",
+        store,
+        usage,
+        scaled,
+        record,
+        collections,
+        dangers,
+        worth,
+        tokens,
+        unread,
     )
 
 
@@ -574,6 +629,14 @@ def _shares_worth(
     except KeyscopeError:
         return None
     return None if worth is None else worth.text
+
+
+def _facts_or_none(read: Callable[[str], ContractFacts], address: str) -> ContractFacts | None:
+    """What ``address`` says of itself, read through ``read`` (None when the chain gives nothing)."""
+    try:
+        return read(address)
+    except KeyscopeError:
+        return None
 
 
 def _says_erc721(read: Callable[[str], ContractFacts], address: str) -> bool:
