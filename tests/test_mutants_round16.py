@@ -7,16 +7,27 @@ Pinned here, without a chain (a stub node stands for a token where one is read):
 
 * the consent page (``keyscope.consent.describe.describe_session``): every danger before any caution, each target's
   claims read once, on the first permission calling it;
+* the domains signed in (``keyscope.policy``, ``keyscope.session``, ``keyscope.signing_words``,
+  ``keyscope.owner_signatures``): an application's salt kept, signed and shown, a salt the fields leave out
+  refused, the account's empty salt last in the owner's nested typed data, the module's domain without a salt;
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import pytest
+from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domain
+from eth_account.messages import encode_typed_data
+from pydantic import ValidationError
+
 from keyscope.consent.describe import Facts, GrantDescription, describe_session
-from keyscope.hexutil import to_address
-from keyscope.policy import parse_signature
-from keyscope.session import Permission, Session
+from keyscope.hexutil import keccak, to_address
+from keyscope.owner_signatures import nested_typed_data, owner_typed_data_hash
+from keyscope.policy import Policy, parse_signature
+from keyscope.session import DOMAIN_NAME, DOMAIN_VERSION, Permission, Session, TypedDataPermission
+from keyscope.signing_words import signing_lines
 from keyscope.token_facts import ContractFacts, TokenFacts
 
 ACCOUNT = to_address("0x" + "ac" * 20)
@@ -80,3 +91,77 @@ def test_each_target_s_claims_are_read_once_on_the_first_permission_that_calls_i
     )
     claims = [w for w in _page(session).warnings if w.text.startswith(f"{LOOKALIKE}: the symbol")]
     assert [(w.level, w.permission) for w in claims] == [("danger", 1)], _page(session).warnings
+
+
+# -- the salt and the field order of the domains signed in ----------------------------------------------------------
+
+SALT = "0x" + "5a" * 32
+APP_DOMAIN = {"name": "App", "chainId": 1, "verifyingContract": "0x" + "ab" * 20, "salt": SALT}
+ORDER = {"Order": [{"name": "amount", "type": "uint256"}]}
+
+
+def _eth_account_digest(data: dict[str, Any]) -> bytes:
+    """What eth-account signs for ``data`` (``eth_signTypedData_v4``'s JSON form): the reference beside keyscope."""
+    signable = encode_typed_data(full_message=copy.deepcopy(data))
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def test_an_application_domain_s_salt_is_taken_signed_and_shown_as_the_request_gives_it() -> None:
+    """A typed-data permission of a domain with a salt: the salt is kept (not read as none), the domain the module
+    checks signatures against is eth-account's hash of the whole domain with that salt, and the signing line names
+    it, so the owner reads the domain the key signs in."""
+    permission = Policy.typed_data(APP_DOMAIN, ORDER, "Order")
+    assert permission.salt == bytes.fromhex("5a" * 32)
+    assert permission.domain == APP_DOMAIN | {
+        "verifyingContract": to_address(APP_DOMAIN["verifyingContract"])
+    }
+    assert permission.domain_separator == hash_domain(APP_DOMAIN)
+    (line,) = signing_lines(_session(typed_data_permissions=(permission,)), lambda rule, kind: "")
+    assert f"salt {SALT})" in line, line
+    unsalted = Policy.typed_data({k: v for k, v in APP_DOMAIN.items() if k != "salt"}, ORDER, "Order")
+    (line,) = signing_lines(_session(typed_data_permissions=(unsalted,)), lambda rule, kind: "")
+    assert "salt" not in line, line
+
+
+def test_a_salt_the_domain_fields_leave_out_is_refused() -> None:
+    """A permission whose ``domain_fields`` leave out the salt signs in a domain without one: a salt set beside them
+    would be shown and not signed."""
+    fields = Policy.typed_data(APP_DOMAIN, ORDER, "Order").model_dump()
+    with pytest.raises(
+        ValidationError, match="the domain's salt is set but domain_fields 0x0d leaves it out"
+    ):
+        TypedDataPermission.model_validate(fields | {"domain_fields": 0x0D})
+
+
+def test_the_owner_signs_typed_data_sign_with_the_account_s_empty_salt_after_its_verifying_contract() -> None:
+    """The owner's nested typed data (ERC-7739) names the account's domain with the salt the account's
+    ``eip712Domain()`` gives, none (a zero word), last; its digest, as eth-account encodes it, is the hash the
+    account checks."""
+    data = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+                {"name": "salt", "type": "bytes32"},
+            ],
+            **ORDER,
+        },
+        "primaryType": "Order",
+        "domain": APP_DOMAIN,
+        "message": {"amount": 7},
+    }
+    nested = nested_typed_data(data, account=ACCOUNT, chain_id=1)
+    assert [field["name"] for field in nested["types"]["TypedDataSign"]][-2:] == ["verifyingContract", "salt"]
+    assert nested["message"]["salt"] == "0x" + "00" * 32
+    assert owner_typed_data_hash(data, account=ACCOUNT, chain_id=1) == _eth_account_digest(nested)
+
+
+def test_the_grant_is_signed_in_the_module_s_domain_of_four_fields_without_a_salt() -> None:
+    """The module's ``eip712Domain()`` has name, version, chain id and verifying contract (fields 0x0f), no salt:
+    the owner's signature of a grant is checked in that domain."""
+    module = to_address("0x" + "6d" * 20)
+    domain = {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": 1, "verifyingContract": module}
+    assert Session.domain_separator(1, module) == hash_domain(domain)
+    session = _session(permissions=(Permission(target=TOKEN, selector=TRANSFER),))
+    assert session.typed_data(ACCOUNT, 0, 1, module)["domain"] == domain
