@@ -1,7 +1,6 @@
 """The sixteenth round of mutation testing (docs/static-analysis.md, "Mutation testing"): what the tests before it
-let pass in the consent page's order and its look at each target's claims, the salt and the field order of the
-EIP-712 domains a session key and the owner sign in, a token limit's use scaled for JSON, a token's text claims,
-and this week's known functions' warnings.
+let pass in the consent page's order, its look at each target's claims and its visible text, and in the salt and
+the field order of the EIP-712 domains a session key and the owner sign in.
 
 Pinned here, without a chain (a stub node stands for a token where one is read):
 
@@ -10,6 +9,7 @@ Pinned here, without a chain (a stub node stands for a token where one is read):
 * the domains signed in (``keyscope.policy``, ``keyscope.session``, ``keyscope.signing_words``,
   ``keyscope.owner_signatures``): an application's salt kept, signed and shown, a salt the fields leave out
   refused, the account's empty salt last in the owner's nested typed data, the module's domain without a salt;
+* the page's strings, in every tuple of the description, with a claim's reordering characters as code points.
 """
 
 from __future__ import annotations
@@ -165,3 +165,20 @@ def test_the_grant_is_signed_in_the_module_s_domain_of_four_fields_without_a_sal
     assert Session.domain_separator(1, module) == hash_domain(domain)
     session = _session(permissions=(Permission(target=TOKEN, selector=TRANSFER),))
     assert session.typed_data(ACCOUNT, 0, 1, module)["domain"] == domain
+
+
+def test_a_token_s_claims_reach_the_page_with_their_reordering_characters_written_as_code_points() -> None:
+    """A symbol carrying a right-to-left override (U+202E), as a contract's facts give it to the page: every string
+    of the description, the warnings and the permissions' words in their tuples too, shows it as ``<U+202E>``, never
+    the character that turns the words after it around."""
+
+    def reversed_symbol(address: str) -> ContractFacts:
+        return ContractFacts(address, True, TokenFacts("US\u202edc", "USD Coin", 6))
+
+    session = _session(
+        permissions=(Permission(target=TOKEN, selector=TRANSFER, function="transfer(address,uint256)"),)
+    )
+    facts = Facts(contract=reversed_symbol, is_module=lambda address: None)
+    described = describe_session(session, account=ACCOUNT, chain_id=31337, facts=facts).model_dump_json()
+    assert "\u202e" not in described and "\\u202e" not in described.lower(), described
+    assert "US<U+202E>dc" in described, described
