@@ -9,26 +9,52 @@ Pinned here, without a chain (a stub node stands for a token where one is read):
 * the domains signed in (``keyscope.policy``, ``keyscope.session``, ``keyscope.signing_words``,
   ``keyscope.owner_signatures``): an application's salt kept, signed and shown, a salt the fields leave out
   refused, the account's empty salt last in the owner's nested typed data, the module's domain without a salt;
-* the page's strings, in every tuple of the description, with a claim's reordering characters as code points.
+* the page's strings, in every tuple of the description, with a claim's reordering characters as code points;
+* a collection's limit in base units with its symbol (``keyscope.token_facts.scale_limit``), and a token's
+  ``symbol()`` and ``name()`` as read (``contract_facts``): each its own, cut at 40 characters, hidden characters
+  as code points, an empty or malformed answer none;
+* the week's known functions: an approval bounded at the unlimited amount, ``owner.grant``'s lines
+  (``targets.known_function_problems``) on a token without decimals, a collection and a dispatch, and the calls no
+  rule holds (``passing_for.unheld_calls``).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
+from eth_abi import encode as abi_encode
 from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domain
 from eth_account.messages import encode_typed_data
 from pydantic import ValidationError
 
+from keyscope.chain import Chain
 from keyscope.consent.describe import Facts, GrantDescription, describe_session
+from keyscope.errors import CallRevertedError
 from keyscope.hexutil import keccak, to_address
+from keyscope.known_functions import UNLIMITED, function_warnings, runs_calls
+from keyscope.limits import Counter, usage_of
 from keyscope.owner_signatures import nested_typed_data, owner_typed_data_hash
+from keyscope.passing_for import declared_function, unheld_calls
 from keyscope.policy import Policy, parse_signature
-from keyscope.session import DOMAIN_NAME, DOMAIN_VERSION, Permission, Session, TypedDataPermission
+from keyscope.session import (
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
+    ArgType,
+    Condition,
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Rule,
+    Session,
+    TypedDataPermission,
+)
 from keyscope.signing_words import signing_lines
-from keyscope.token_facts import ContractFacts, TokenFacts
+from keyscope.targets import known_function_problems
+from keyscope.token_facts import ContractFacts, TokenFacts, contract_facts, scale_limit
 
 ACCOUNT = to_address("0x" + "ac" * 20)
 KEY = to_address("0x" + "5e" * 20)
@@ -182,3 +208,157 @@ def test_a_token_s_claims_reach_the_page_with_their_reordering_characters_writte
     described = describe_session(session, account=ACCOUNT, chain_id=31337, facts=facts).model_dump_json()
     assert "\u202e" not in described and "\\u202e" not in described.lower(), described
     assert "US<U+202E>dc" in described, described
+
+
+# -- a limit's amounts at its token's decimals (scale_limit) ---------------------------------------------------------
+
+
+def _token_limit(amount: int) -> Session:
+    """A session whose one lifetime limit counts a transfer's amount on ``TOKEN``."""
+    transfer = Permission(target=TOKEN, selector=TRANSFER, function="transfer(address,uint256)")
+    meter = Meter(permission=0, offset=32)
+    return _session(
+        permissions=(transfer,), limits=(Limit(kind=LimitKind.AMOUNT, amount=amount, meters=(meter,)),)
+    )
+
+
+def _usdc(address: str) -> ContractFacts:
+    return ContractFacts(address, True, TokenFacts("USDC", "USD Coin", 6))
+
+
+def test_a_collection_s_limit_stays_in_base_units_and_keeps_the_collection_s_symbol() -> None:
+    """A limit on a collection's numbers (token ids, no amounts at any decimals, attack 371) is not scaled, and the
+    collection's own symbol is still named beside its base units, as a token's that gives no decimals is."""
+    session = _token_limit(5 * 10**6)
+    (usage,) = usage_of(session, (Counter(left=4 * 10**6),), 1_900_000_000)
+
+    def collection(address: str) -> ContractFacts:
+        return ContractFacts(address, True, TokenFacts("NFT", "Demo NFT", 18), erc721=True)
+
+    ids = scale_limit(usage, session, collection)
+    assert ids is not None and (ids.symbol, ids.decimals, ids.amount) == ("NFT", None, None), ids
+    usdc = scale_limit(usage, session, _usdc)
+    assert usdc is not None and (usdc.symbol, usdc.amount, usdc.used, usdc.left) == ("USDC", "5", "1", "4"), (
+        usdc
+    )
+
+
+# -- a token's text claims, read from a node (token_facts._text) ------------------------------------------------------
+
+
+class _Node:
+    """A node holding one contract with code, which answers ``symbol()``, ``name()`` and ``decimals()`` with the
+    bytes given (reverting a question it has no answer to, and every other one)."""
+
+    def __init__(self, **answers: bytes) -> None:
+        self.answers = {keccak(f"{name}()".encode())[:4]: answer for name, answer in answers.items()}
+
+    def get_code(self, address: str) -> bytes:
+        return b"\x60\x00"
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:
+        if data[:4] in self.answers:
+            return self.answers[data[:4]]
+        raise CallRevertedError("eth_call", to, b"", "execution reverted")
+
+
+def _token_claims(symbol: bytes, name: bytes = b"") -> TokenFacts:
+    answers = {"decimals": (6).to_bytes(32, "big"), "symbol": symbol} | ({"name": name} if name else {})
+    token = contract_facts(cast(Chain, _Node(**answers)), TOKEN).token
+    assert token is not None and token.decimals == 6, token
+    return token
+
+
+def test_a_token_s_symbol_and_name_are_its_own_answers_cut_to_40_characters_with_hidden_ones_as_code_points() -> (
+    None
+):
+    """A token's ``symbol()`` and ``name()`` as the SDK reads them (an ABI string, or a bytes32 of old tokens): the
+    name is ``name()``'s, not the symbol's; each is cut at 40 characters; a character that reorders or hides text
+    is written as its code point in a string and in a bytes32 alike (the session report and ``owner.grant`` show
+    the symbol as read); an empty string is no symbol; an answer that is neither (33 bytes, or two words that are no
+    ABI string) is none."""
+    long_name = "Wrapped " + "Very Long Token Name " * 3
+    token = _token_claims(abi_encode(["string"], ["US\u202eDC"]), abi_encode(["string"], [long_name]))
+    assert (token.symbol, token.name) == ("US<U+202E>DC", long_name[:40]), token
+    token = _token_claims("OLD\u202e".encode().ljust(32, b"\x00"), abi_encode(["string"], ["Old Token"]))
+    assert (token.symbol, token.name) == ("OLD<U+202E>", "Old Token"), token
+    assert _token_claims(abi_encode(["string"], ["X" * 41])).symbol == "X" * 40
+    assert _token_claims(abi_encode(["string"], [""])).symbol is None
+    assert _token_claims(b"USDC".ljust(33, b"\x00")).symbol is None
+    assert _token_claims(b"USDC".ljust(64, b"\x00")).symbol is None
+
+
+# -- the week's known functions: an approval's unlimited bound, a collection's table, owner.grant's lines -------------
+
+PERMIT2_APPROVE = parse_signature("approve(address,address,uint160,uint48)").selector
+MULTICALL = parse_signature("multicall(bytes[])").selector
+
+
+def _held_spender(selector: bytes, spender: int, amount: int, bound: int) -> Permission:
+    """A permission on ``selector`` holding its spender (at ``spender``) to one address and its amount (at
+    ``amount``) to at most ``bound``."""
+    return Permission(
+        target=TOKEN,
+        selector=selector,
+        rules=(
+            Rule(offset=spender, condition=Condition.EQUAL, values=(int(KEY, 16),), arg_type=ArgType.ADDRESS),
+            Rule(offset=amount, condition=Condition.LESS_THAN_OR_EQUAL, values=(bound,)),
+        ),
+    )
+
+
+def test_an_approval_bounded_at_the_unlimited_amount_is_an_unlimited_allowance() -> None:
+    """``amount <= 2**255`` (ERC-20's unlimited) or ``<= 2**160 - 1`` (Permit2's, an allowance that never runs down)
+    bounds nothing: each is an UNLIMITED allowance, a danger; one base unit less is a bound."""
+    for selector, spender, amount, unlimited in (
+        (APPROVE, 0, 32, UNLIMITED),
+        (PERMIT2_APPROVE, 32, 64, 2**160 - 1),
+    ):
+        texts = [
+            text for _, text in function_warnings(_held_spender(selector, spender, amount, unlimited), True)
+        ]
+        assert texts == ["may approve an UNLIMITED allowance: no rule caps the amount"], (
+            selector.hex(),
+            texts,
+        )
+        assert function_warnings(_held_spender(selector, spender, amount, unlimited - 1), True) == []
+
+
+def test_owner_grant_s_lines_on_a_known_function_are_the_page_s_of_the_target_it_calls() -> None:
+    """``owner.grant``'s lines on a function known by selector (``known_function_problems``): a transfer's uncapped
+    amount only on a token that gives decimals (a contract giving none may not count amounts at all); ERC-721's
+    warnings on a collection, not ERC-20's; none for a dispatch, whose danger ``unheld_calls`` gives once."""
+
+    def shown(selector: bytes, contract: Callable[[str], ContractFacts], erc721: bool = False) -> list[str]:
+        session = _session(permissions=(Permission(target=TOKEN, selector=selector),))
+        return [
+            line.split(": ", 1)[1].split(";")[0]
+            for line in known_function_problems(session, 0, contract, erc721)
+        ]
+
+    any_address = "may send to ANY address: no rule holds the recipient to one you know"
+    assert shown(TRANSFER, _usdc) == [any_address, "no rule caps the amount of one call"]
+    no_decimals = lambda address: ContractFacts(address, True, TokenFacts("X", "X", None))  # noqa: E731
+    assert shown(TRANSFER, no_decimals) == [any_address]
+    collection = lambda address: ContractFacts(address, True, None, erc721=True)  # noqa: E731
+    assert [line[:30] for line in shown(APPROVE, collection, erc721=True)] == [
+        "may name ANY spender: no rule ",
+        "this ERC-721 collection takes ",
+    ]
+    assert shown(MULTICALL, _usdc) == []
+    multicall = Permission(target=TOKEN, selector=MULTICALL)
+    assert unheld_calls(multicall, declared_function(multicall)) == [runs_calls(multicall)]
+
+
+def test_a_function_known_by_no_table_whose_bytes_may_be_calls_is_an_unheld_call() -> None:
+    """A function of the dapp's own name taking bytes (``execute(address,bytes)``): ``owner.grant`` and the report
+    say no rule holds the calls it may run; a collection's ``approve`` (known, no bytes) gives no such line."""
+    execute = Permission(
+        target=TOKEN,
+        selector=parse_signature("execute(address,bytes)").selector,
+        function="execute(address,bytes)",
+    )
+    (line,) = unheld_calls(execute, declared_function(execute))
+    assert line.startswith("takes bytes no rule reads, in `arg1` (bytes)"), line
+    approve = Permission(target=TOKEN, selector=APPROVE)
+    assert unheld_calls(approve, declared_function(approve, True), True) == []
