@@ -13,7 +13,7 @@ Pinned here, without a chain (a stub node stands for a token where one is read):
 * a collection's limit in base units with its symbol (``keyscope.token_facts.scale_limit``), and a token's
   ``symbol()`` and ``name()`` as read (``contract_facts``): each its own, cut at 40 characters, hidden characters
   as code points, an empty or malformed answer none;
-* the week's known functions: an approval bounded at the unlimited amount, ``owner.grant``'s lines
+* the newest known-function code: an approval bounded at the unlimited amount, ``owner.grant``'s lines
   (``targets.known_function_problems``) on a token without decimals, a collection and a dispatch, and the calls no
   rule holds (``passing_for.unheld_calls``).
 """
@@ -288,7 +288,7 @@ def test_a_token_s_symbol_and_name_are_its_own_answers_cut_to_40_characters_with
     assert _token_claims(b"USDC".ljust(64, b"\x00")).symbol is None
 
 
-# -- the week's known functions: an approval's unlimited bound, a collection's table, owner.grant's lines -------------
+# -- the newest known-function code: an approval's unlimited bound, a collection's table, owner.grant's lines -------------
 
 PERMIT2_APPROVE = parse_signature("approve(address,address,uint160,uint48)").selector
 MULTICALL = parse_signature("multicall(bytes[])").selector
