@@ -69,14 +69,18 @@ def test_the_owner_s_own_install_call_is_asked_what_install_sessions_asks(stack:
     """Attack 440. Attack 417's questions were asked by ``owner.install_sessions()`` only: the same install made by
     the owner's own call, ``owner.execute(installModule(1, module, ...))``, was sent to an account that takes its
     validators' refusal for a yes, after which anyone's operation naming the module runs any call. ``build`` (which
-    ``execute`` calls) now asks them of any call installing the module: alone, in a batch, or with the module's word
-    carrying dirty upper bytes (which an account that does not check them reads as the module). Fails without the
-    question: the first install is sent and the module installed."""
+    ``execute`` calls) now asks them of any call installing the module: alone, in a batch, with the module's word
+    carrying dirty upper bytes (which an account that does not check them reads as the module), or inside the
+    account's own ``execute`` called by the account. Fails without the question: the first install is sent and the
+    module installed."""
     account, _, net, owner = foreign_account(stack, "FailureMaskingERC7579Account")
     lane = owner.kind.nonce_key(None)
     install = owner.kind.install_validator_call(account, net.module)
     dirty = Call(install.target, 0, install.data[:36] + b"\xff" * 12 + install.data[48:])
-    for calls in (install, [Call(account, 0, b""), install], [dirty]):
+    nested = Call(
+        account, 0, encode_execute([Call(account, 0, b""), install])
+    )  # the account's execute of itself
+    for calls in (install, [Call(account, 0, b""), install], [dirty], nested):
         with pytest.raises(AccountSetupError) as refused:
             owner.execute(calls)
         said = str(refused.value)

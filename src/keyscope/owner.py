@@ -58,7 +58,7 @@ from .errors import (
     UnsupportedAccountError,
     shown,
 )
-from .execution import MODE_BATCH, Call, encode_execute
+from .execution import MODE_BATCH, Call, ExecuteDecodeError, decode_execute, encode_execute
 from .grant import SessionGrant, refuse_forbidden_targets
 from .grant_signature import check_grant_signature
 from .hexutil import ZERO_ADDRESS, Address, keccak, to_address, to_bytes, to_int
@@ -358,6 +358,11 @@ class SessionOptions(TypedDict, total=False):
     typed_data: Iterable[TypedDataPermission]  # none
     sign_in: Iterable[str]  # none
     co_signer: Any  # None: no co-signer
+
+
+_NESTED_EXECUTES = 4
+"""How deep :meth:`Owner.build` looks into the account's ``execute`` calls of itself for an install of the session
+module (attack 440)."""
 
 
 def _refuse_offchain_signing_only(session: Session) -> None:
@@ -685,16 +690,25 @@ class Owner:
         module) is asked first what :meth:`install_sessions` asks (see :meth:`build`)."""
         return self.send(self._build_or_refuse_prefund(calls, eip7702_auth=eip7702_auth))
 
-    def _installs_session_module(self, calls: Sequence[Call]) -> bool:
+    def _installs_session_module(self, calls: Sequence[Call], depth: int = 0) -> bool:
         """Whether one of ``calls`` is this account's ``installModule`` of the session module, of any module type (the
         module's address read from the low 20 bytes of its word, as an account that does not check the upper bytes
-        would read it)."""
+        would read it), itself or in a call of the account's own ``execute`` it makes (to a few levels)."""
         module = bytes.fromhex(self.network.module[2:])
         account = to_address(self.account)
         for call in calls:
             data = bytes(call.data)
-            if to_address(call.target) == account and data[:4] == INSTALL_MODULE and data[48:68] == module:
+            if to_address(call.target) != account:
+                continue
+            if data[:4] == INSTALL_MODULE and data[48:68] == module:
                 return True
+            if depth < _NESTED_EXECUTES:
+                try:
+                    inner = decode_execute(data).calls
+                except ExecuteDecodeError:
+                    continue
+                if self._installs_session_module(inner, depth + 1):
+                    return True
         return False
 
     def _build_or_refuse_prefund(
