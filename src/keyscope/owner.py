@@ -913,7 +913,7 @@ class Owner:
             )
         net = self.network
         refuse_silent_module_queries(net.chain, self.kind, self.account, net.module)
-        # execute() asks the account's premises of the install call below (attack 417)
+        # build() asks the account's premises of the install call below (attacks 417 and 440)
         return self.execute(self.kind.install_validator_call(self.account, net.module))
 
     def _refuse_install_on_broken_premises(self) -> None:
